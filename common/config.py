@@ -189,14 +189,29 @@ def _parse(env: Mapping[str, str]) -> Config:
     if (v := get("ENCRYPTION_KEY")) is not None:
         kw["encryption_key"] = decode_key(v)
 
-    voices = {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"}
+    voices = {
+        "alloy",
+        "ash",
+        "ballad",
+        "coral",
+        "echo",
+        "sage",
+        "shimmer",
+        "verse",
+        "marin",
+        "cedar",
+    }
     if (v := get("REALTIME_VOICE")) is not None:
         if v.strip() not in voices:
-            raise ConfigError(f"REALTIME_VOICE must be one of {', '.join(sorted(voices))}, got {v!r}")
+            raise ConfigError(
+                f"REALTIME_VOICE must be one of {', '.join(sorted(voices))}, got {v!r}"
+            )
         kw["realtime_voice"] = v.strip()
     if (v := get("REALTIME_TURN_DETECTION")) is not None:
         if v.strip() not in ("server_vad", "semantic_vad"):
-            raise ConfigError(f"REALTIME_TURN_DETECTION must be server_vad or semantic_vad, got {v!r}")
+            raise ConfigError(
+                f"REALTIME_TURN_DETECTION must be server_vad or semantic_vad, got {v!r}"
+            )
         kw["realtime_turn_detection"] = v.strip()
 
     for name in ("BOT_PROJECTED_ADDRESS", "VOICEMAIL_NOTIFY_TO"):

@@ -1,0 +1,37 @@
+"""Celery settings (read by ``celery_init_app`` via ``config_from_object``).
+
+Delivery is at-least-once by design: ``acks_late`` plus ``reject_on_worker_lost`` re-run a
+task whose worker died, and the task itself guarantees at most one reply (a Redis lock, a
+reply marker and a look at the conversation before posting). The Redis visibility timeout is
+how long an unacknowledged message waits before another worker gets it; keep it above the
+longest task run (retry countdowns are short for the same reason).
+"""
+
+from common.config import get_config
+
+_cfg = get_config()
+
+broker_url = _cfg.redis_url
+broker_connection_retry_on_startup = True
+broker_connection_timeout = 1.0
+broker_transport_options = {
+    "visibility_timeout": _cfg.celery_visibility_timeout,
+    "socket_connect_timeout": 1.0,
+    "socket_timeout": 5.0,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+}
+task_ignore_result = True
+result_backend = None
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure_or_timeout = True
+worker_prefetch_multiplier = 1
+task_default_queue = "gateframes"
+task_serializer = "json"
+accept_content = ["json"]
+imports = ("tasks.convo",)
+worker_hijack_root_logger = False
+worker_cancel_long_running_tasks_on_connection_loss = False
+task_soft_time_limit = 120
+task_time_limit = 150

@@ -1,0 +1,76 @@
+"""What the assistant is told, and the fixed sentences it must say.
+
+The identity sentence is also enforced in code (see :func:`with_identity`): a prompt is a
+request to the model, not a guarantee.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+IDENTITY = "This is the GateFrames A.I. assistant."
+MAINTENANCE_REPLY = "Sorry, I'm currently under maintenance."
+TIME_LIMIT_SENTENCE = "Call time limit reached, please call again to continue chatting. Good bye."
+GREETING_OPENING = "Hello, this is the GateFrames.com A.I. assistant."
+GREETINGS = {
+    "inbound": "Thanks for calling! How can I help you today?",
+    "outbound": "I'm reaching out to help, what can I assist you with today?",
+    "unknown": "How can I help?",
+    "voicemail": (
+        "Sorry we missed you! I'm leaving a short voicemail: please call us back or reply to "
+        "this text about driveway gates, openers or accessories. Have a great day!"
+    ),
+}
+
+_PROMPT = """\
+You are the GateFrames A.I. assistant: a friendly, upbeat specialist in high-end driveway \
+gates, gate openers and gate accessories, working for GateFrames (gateframes.com).
+
+Goal: understand what the customer needs and guide them to the right GateFrames product.
+
+Scope: only driveway gates, fences, gate openers, accessories and GateFrames orders. If asked \
+about anything else, politely say you can only help with gates and related products.
+
+Identity: every response, voicemails included, begins with exactly "{identity}"
+
+Voicemail: keep it short, say who you are, say we are sorry we missed them, invite a call back \
+or a reply to this text, and ask no questions.
+
+What GateFrames offers: custom-sized automatic steel and wood gates and matching fences, \
+delivered free anywhere in the US, with easy do-it-yourself installation guides.
+
+How to help: ask short clarifying questions one or two at a time, such as swing or slide, \
+driveway width and slope, material and style, opener power source (AC, solar, battery), \
+climate, budget, and security accessories (keypads, remotes, intercoms, sensors). Be warm, \
+professional and concise. Text replies should fit in a few short SMS messages.
+
+Today's date is {today}."""
+
+
+def chat_prompt(today: dt.date | None = None) -> str:
+    """The system prompt for SMS and group MMS replies."""
+    day = today or dt.date.today()
+    return _PROMPT.format(identity=IDENTITY, today=day.strftime("%A, %B %-d, %Y"))
+
+
+def voice_prompt(today: dt.date | None = None) -> str:
+    """Voice instructions: the chat prompt with "Speak fast." in front, as the old Worker did."""
+    return "Speak fast. " + chat_prompt(today)
+
+
+def greeting(kind: str) -> str:
+    """The first user turn that makes the assistant greet (inbound/outbound/unknown/voicemail)."""
+    return f"{GREETING_OPENING} {GREETINGS.get(kind, GREETINGS['unknown'])}"
+
+
+#: The identity sentence as a model may write it ("AI" or "A.I.", any case, "." or "!").
+_IDENTITY_RE = re.compile(
+    r"^\s*this is the gateframes\s+a\.?\s?i\.?\s+assistant\s*[.!:,]?\s*", re.I
+)
+
+
+def with_identity(text: str) -> str:
+    """Make sure a reply begins with the identity sentence, exactly once."""
+    body = _IDENTITY_RE.sub("", text.strip(), count=1)
+    return f"{IDENTITY} {body}" if body else IDENTITY

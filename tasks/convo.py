@@ -1,0 +1,198 @@
+"""The Celery task that answers a Conversations event.
+
+Exactly one reply per message, whatever happens: duplicates are stopped by a per-message lock
+(so two deliveries never work at once) and by :func:`twilio_ops.post_once`; failures of Twilio
+or OpenAI are retried with exponential backoff, and after the last retry the customer gets the
+maintenance reply instead of silence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import openai
+import requests
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from twilio.base.exceptions import TwilioRestException
+
+from common.config import Config, get_config
+from common.openai_client import get_openai
+from common.prompts import MAINTENANCE_REPLY
+from common.redis_util import get_redis, key
+from common.twilio_client import get_twilio
+from tasks import commands, twilio_ops
+from tasks.chat import EmptyReply, Turn, build_messages, complete, media_types
+from tasks.parsing import mentions_ai, parse_command
+from webhooks.queue import HANDLE_EVENT
+
+log = logging.getLogger(__name__)
+
+#: Failures worth another attempt. OpenAI 4xx (bad model, bad key) are not: retrying cannot fix
+#: them, so the customer gets the maintenance reply at once and the log says why.
+TRANSIENT = (
+    openai.APIConnectionError,  # includes timeouts
+    openai.RateLimitError,
+    openai.InternalServerError,
+    EmptyReply,
+    requests.RequestException,
+    SoftTimeLimitExceeded,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TwilioRestException):
+        return exc.status == 429 or exc.status >= 500
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, TRANSIENT)
+
+
+def turn_from_event(event: dict[str, Any]) -> Turn:
+    index = event.get("Index")
+    return Turn(
+        author=event.get("Author") or "",
+        body=event.get("Body") or "",
+        media=media_types(event.get("Media")),
+        index=int(index) if index not in (None, "") and str(index).isdigit() else -1,
+        sid=event.get("MessageSid") or "",
+    )
+
+
+def respond(cfg: Config, conversation_sid: str, turn: Turn, reply_key: str) -> str:
+    """Do the work for one message; return an outcome word for the log."""
+    client = get_twilio()
+    participants = twilio_ops.list_participants(client, conversation_sid)
+    group = twilio_ops.is_group(cfg, participants)
+    command = parse_command(turn.body)
+    if group and (command or mentions_ai(turn.body)):
+        twilio_ops.ensure_bot(client, cfg, conversation_sid, participants)
+
+    if command is not None:
+        if command.name == "call":
+            ack = commands.run_call(client, cfg, reply_key, command)
+        else:
+            ack = commands.run_group(client, cfg, reply_key, turn.author, command)
+        twilio_ops.post_once(client, cfg, conversation_sid, reply_key, ack)
+        return f"command_{command.name}"
+
+    if group and not mentions_ai(turn.body):
+        return "group_not_mentioned"
+    if twilio_ops.already_replied(client, cfg, conversation_sid, reply_key):
+        return "already_replied"
+    history = twilio_ops.recent_turns(client, conversation_sid, cfg.chat_history_limit)
+    messages = build_messages(
+        history, turn, bot_authors=twilio_ops.bot_authors(cfg), is_group=group
+    )
+    reply = complete(get_openai(), cfg.openai_chat_model, messages)
+    sid = twilio_ops.post_once(client, cfg, conversation_sid, reply_key, reply)
+    return "replied" if sid else "already_replied"
+
+
+def post_maintenance(cfg: Config, conversation_sid: str, reply_key: str) -> None:
+    """Best effort: if Twilio itself is down there is nobody to tell but the log."""
+    try:
+        client = get_twilio()
+        participants = twilio_ops.list_participants(client, conversation_sid)
+        if twilio_ops.is_group(cfg, participants):
+            twilio_ops.ensure_bot(client, cfg, conversation_sid, participants)
+        twilio_ops.post_once(client, cfg, conversation_sid, reply_key, MAINTENANCE_REPLY)
+    except Exception:
+        log.exception(
+            "could not post the maintenance reply",
+            extra={
+                "conversation_sid": conversation_sid,
+                "message_sid": reply_key,
+                "outcome": "lost_reply",
+            },
+        )
+
+
+@shared_task(bind=True, name=HANDLE_EVENT, acks_late=True, max_retries=None)
+def handle_event(self, event: dict[str, Any]) -> str:
+    cfg = get_config()
+    conversation_sid = event.get("ConversationSid") or ""
+    ctx = {
+        "conversation_sid": conversation_sid,
+        "task_id": self.request.id,
+        "event_type": event.get("EventType"),
+        "attempt": self.request.retries,
+    }
+
+    if event.get("EventType") == "onConversationStateUpdated":
+        try:
+            newest = twilio_ops.newest_turn(get_twilio(), conversation_sid)
+        except Exception as exc:
+            if is_transient(exc) and self.request.retries < cfg.task_max_retries:
+                raise self.retry(exc=exc, countdown=_backoff(cfg, self.request.retries)) from exc
+            log.exception("could not read the newest message", extra=ctx)
+            return "failed"
+        if newest is None:
+            log.info("conversation has no messages", extra={**ctx, "outcome": "skipped"})
+            return "skipped"
+        turn = newest
+    else:
+        turn = turn_from_event(event)
+
+    reply_key = turn.sid or f"{conversation_sid}:{turn.index}"
+    ctx["message_sid"] = reply_key
+    if turn.author in twilio_ops.bot_authors(cfg):
+        log.info("message by the bot or system; no reply", extra={**ctx, "outcome": "skipped"})
+        return "skipped"
+    if not turn.body.strip() and not turn.media:
+        log.info("empty message; no reply", extra={**ctx, "outcome": "skipped"})
+        return "skipped"
+
+    lock = get_redis().lock(key("lock", reply_key), timeout=cfg.task_lock_seconds)
+    if not lock.acquire(blocking=False):
+        return _wait_for_lock(cfg, event, ctx)
+    try:
+        outcome = respond(cfg, conversation_sid, turn, reply_key)
+    except Exception as exc:
+        transient = is_transient(exc)
+        if transient and self.request.retries < cfg.task_max_retries:
+            countdown = _backoff(cfg, self.request.retries)
+            log.warning(
+                "transient failure, retrying in %.1fs: %s",
+                countdown,
+                type(exc).__name__,
+                extra={**ctx, "outcome": "retry"},
+            )
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        log.error(
+            "giving up after %s: %s",
+            "retries" if transient else "a permanent error",
+            f"{type(exc).__name__}: {exc}"[:300],
+            extra={**ctx, "outcome": "maintenance"},
+        )
+        if isinstance(exc, TwilioRestException) and 400 <= exc.status < 500 and exc.status != 429:
+            return "failed"  # the conversation itself is unusable (gone, forbidden)
+        post_maintenance(cfg, conversation_sid, reply_key)
+        return "maintenance"
+    finally:
+        with contextlib.suppress(Exception):  # expired or Redis gone: the TTL frees it
+            lock.release()
+    log.info("event handled", extra={**ctx, "outcome": outcome})
+    return outcome
+
+
+def _backoff(cfg: Config, retries: int) -> float:
+    return cfg.task_retry_backoff_seconds * (2**retries)
+
+
+def _wait_for_lock(cfg: Config, event: dict[str, Any], ctx: dict[str, Any]) -> str:
+    """Another delivery is working on this message. Look again later instead of blocking a
+    worker: if that worker died, its lock expires and this delivery takes over."""
+    waits = int(event.get("_lock_waits") or 0)
+    if waits > cfg.task_lock_seconds:
+        log.error("message lock never freed; giving up", extra={**ctx, "outcome": "lock_timeout"})
+        return "lock_timeout"
+    handle_event.apply_async(args=[{**event, "_lock_waits": waits + 1}], countdown=1.0)
+    log.info(
+        "message busy in another delivery; rechecking shortly", extra={**ctx, "outcome": "busy"}
+    )
+    return "busy"

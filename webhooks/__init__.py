@@ -1,0 +1,62 @@
+"""The web process: Twilio webhooks (Flask), wired to Celery the Flask way."""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from common.config import Config, get_config
+from common.logs import configure_logging
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app whose tasks run inside this Flask app's context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object("celeryconfig")
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Flask:
+    """Build the web app. ``start_drainer`` runs the spool drainer (web processes only)."""
+    cfg = cfg or get_config()
+    configure_logging(cfg, "web")
+    app = Flask("gateframes")
+    app.extensions["gateframes_config"] = cfg
+    if cfg.trusted_proxy_count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.trusted_proxy_count)  # type: ignore[method-assign]
+    app.config.update(
+        RATELIMIT_STORAGE_URI=cfg.redis_url,
+        # Short timeouts: a dead Redis must not stall a webhook past Twilio's 5 s budget.
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        RATELIMIT_DEFAULT=cfg.http_rate_limit,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_KEY_PREFIX="gf-limit",
+    )
+
+    from webhooks import convo, health
+    from webhooks.extensions import limiter
+
+    limiter.init_app(app)
+    app.register_blueprint(convo.bp)
+    app.register_blueprint(health.bp)
+    # Twilio's webhooks are limited per conversation, not per IP: Twilio's IPs are shared.
+    limiter.exempt(convo.bp)
+    limiter.exempt(health.bp)
+
+    celery_app = celery_init_app(app)
+    if start_drainer:
+        from webhooks.queue import Spool
+        from webhooks.queue import start_drainer as run_drainer
+
+        run_drainer(celery_app, Spool(cfg.spool_dir), cfg.spool_drain_interval_seconds)
+    return app
