@@ -94,7 +94,7 @@ SECRET_NAMES = ("OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "ENCRYPTION_KEY")
 class Config:
     """Typed, validated settings. Field names are the environment variable names, lowercased."""
 
-    openai_api_key: str = ""
+    openai_api_key: str = field(default="", repr=False)
     openai_base_url: str = "https://api.openai.com/v1"
     openai_realtime_url: str = "wss://api.openai.com/v1/realtime"
     openai_realtime_model: str = "gpt-realtime-2.1"

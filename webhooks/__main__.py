@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             "graceful_timeout": 10,
             "accesslog": None,
             "errorlog": "-",
+            # One control socket per host by default; several web processes would collide.
+            "control_socket_disable": True,
         }
     ).run()
     return 0

@@ -1,0 +1,71 @@
+"""@call and @group from a text thread."""
+
+from __future__ import annotations
+
+from common.prompts import IDENTITY
+from tests.sms.stack import BOT, BOT_NUMBER, Stack
+
+ALICE = "+14155550100"
+
+
+def _conv(state: dict, sid: str) -> dict:
+    convs = state["conversations"]
+    return convs[sid] if isinstance(convs, dict) else next(c for c in convs if c["sid"] == sid)
+
+
+def test_call_with_formatted_numbers(sms: Stack) -> None:
+    conv = sms.text(ALICE, "@call (415) 555-0000, 415.555.0001 +1 415 555 0002 12345")[
+        "conversation_sid"]
+    [ack] = sms.wait_bot_messages(conv)
+    assert ack["body"].startswith(IDENTITY)
+    assert "Calling +14155550000, +14155550001, +14155550002 now!" in ack["body"]
+    assert "Sorry, I couldn't call 12345 (not a valid US phone number)" in ack["body"]
+    calls = sms.state()["calls"]
+    calls = list(calls.values()) if isinstance(calls, dict) else calls
+    assert sorted(c["to"] for c in calls) == ["+14155550000", "+14155550001", "+14155550002"]
+    for call in calls:
+        assert call["from"] == BOT_NUMBER
+        assert call["url"] == sms.web_url + "/twilio/voice"
+        assert call["machine_detection"] == "DetectMessageEnd"
+    assert sms.chat_requests() == []  # a command is not sent to the model
+
+
+def test_call_failure_is_reported(sms: Stack) -> None:
+    sms.twilio_fault(method="POST", path_contains="/Calls.json", status=400, count=1,
+                     code=21215)
+    conv = sms.text(ALICE, "@call 4155550000 4155550001")["conversation_sid"]
+    [ack] = sms.wait_bot_messages(conv)
+    assert "Calling +14155550001 now!" in ack["body"]
+    assert "Sorry, I couldn't call +14155550000" in ack["body"]
+
+
+def test_group_command_creates_thread(sms: Stack) -> None:
+    origin = sms.text(ALICE, "@group (415) 555-0001 +1 415 555 0002")
+    conv = origin["conversation_sid"]
+    [ack] = sms.wait_bot_messages(conv)
+    assert "I started a group text with you and +14155550001, +14155550002" in ack["body"]
+    state = sms.state()
+    convs = state["conversations"]
+    convs = list(convs.values()) if isinstance(convs, dict) else convs
+    [group] = [c for c in convs if c["sid"] != conv]
+    assert group["friendly_name"].startswith("GF Group ")
+    addresses = sorted(p["messaging_binding"]["address"] for p in group["participants"]
+                       if p.get("messaging_binding") and p["messaging_binding"].get("address"))
+    assert addresses == [ALICE, "+14155550001", "+14155550002"]
+    bots = [p for p in group["participants"] if p.get("identity") == BOT]
+    assert bots and bots[0]["messaging_binding"]["projected_address"] == BOT_NUMBER
+    intro = [m for m in group["messages"] if m["author"] == BOT]
+    assert len(intro) == 1 and "@ai" in intro[0]["body"]
+
+
+def test_group_limits_are_explained(sms: Stack) -> None:
+    numbers = " ".join(f"41555501{i:02d}" for i in range(10))
+    conv = sms.text(ALICE, f"@group {numbers}")["conversation_sid"]
+    [ack] = sms.wait_bot_messages(conv)
+    assert "at most 10 participants" in ack["body"]
+    conv2 = sms.text("+14155550199", "@group 4155550123 +44 20 7946 0958")["conversation_sid"]
+    [ack2] = sms.wait_bot_messages(conv2)
+    assert "+1" in ack2["body"] and "couldn't create the group" in ack2["body"]
+    state = sms.state()
+    convs = state["conversations"]
+    assert len(convs) == 2  # no group was created

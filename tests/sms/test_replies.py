@@ -1,0 +1,183 @@
+"""SMS and group MMS replies, end to end: signed webhook → web → Redis → Celery → Twilio sim."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from common.prompts import IDENTITY
+from common.twilio_client import RebasedHttpClient
+from tests.sms.stack import BOT, BOT_NUMBER, Stack, http_json
+
+ALICE, BOB, CAROL = "+14155550100", "+14155550101", "+14155550102"
+
+
+def rest(stack: Stack) -> Client:
+    return Client(stack.account_sid, stack.auth_token,
+                  http_client=RebasedHttpClient(stack.twilio_url, timeout=10))
+
+
+def test_one_to_one_reply_starts_with_identity(sms: Stack) -> None:
+    sent = sms.text(ALICE, "Do you sell slide gates?")
+    conv = sent["conversation_sid"]
+    [reply] = sms.wait_bot_messages(conv)
+    assert reply["body"].startswith(IDENTITY + " ")
+    assert "Do you sell slide gates?" in reply["body"]  # the simulator echoes the question
+    assert json.loads(reply["attributes"])["reply_to"] == sent["message_sid"]
+    [request] = sms.chat_requests()
+    body = request["body"]
+    assert body["model"] == "gpt-5.5"
+    assert "max_tokens" not in body and "temperature" not in body
+    assert body["messages"][0]["role"] == "system"
+    assert body["messages"][-1] == {"role": "user", "content": "Do you sell slide gates?"}
+
+
+def test_group_replies_only_when_mentioned(sms: Stack) -> None:
+    first = sms.text(ALICE, "hey Bob, which gate did you like?", group=[ALICE, BOB])
+    conv = first["conversation_sid"]
+    sms.settle()
+    assert sms.bot_messages(conv) == []
+    assert sms.chat_requests() == []
+    sms.text(BOB, "Email me at bob@ai.com", conversation_sid=conv)
+    sms.settle()
+    assert sms.bot_messages(conv) == []
+
+    asked = sms.text(BOB, "@AI: what opener suits a 20 ft swing gate?", conversation_sid=conv)
+    [reply] = sms.wait_bot_messages(conv)
+    assert reply["body"].startswith(IDENTITY)
+    assert json.loads(reply["attributes"])["reply_to"] == asked["message_sid"]
+    last = sms.chat_requests()[-1]["body"]["messages"][-1]
+    assert last["content"] == f"{BOB}: what opener suits a 20 ft swing gate?"
+    participants = sms.state()["conversations"]
+    conv_state = participants[conv] if isinstance(participants, dict) else next(
+        c for c in participants if c["sid"] == conv)
+    bots = [p for p in conv_state["participants"] if p.get("identity") == BOT]
+    assert len(bots) == 1
+    assert bots[0]["messaging_binding"]["projected_address"] == BOT_NUMBER
+
+
+def test_history_is_newest_twenty_in_order(sms: Stack) -> None:
+    conv = sms.text(ALICE, "msg start")["conversation_sid"]
+    sms.wait_bot_messages(conv)
+    client = rest(sms)
+    for i in range(30):
+        client.conversations.v1.conversations(conv).messages.create(
+            author=ALICE, body=f"old message {i:02d}")
+    sms.text(ALICE, "what about the newest?", conversation_sid=conv)
+    sms.wait_bot_messages(conv, count=2)
+    messages = sms.chat_requests()[-1]["body"]["messages"]
+    contents = [m["content"] for m in messages[1:]]
+    # 20 newest = 19 earlier messages + the one being answered, oldest first.
+    assert len(contents) == 20
+    assert contents[0] == "old message 11"
+    assert contents[-2] == "old message 29"
+    assert contents[-1] == "what about the newest?"
+
+
+def test_same_webhook_twice_concurrently_gives_one_reply(sms: Stack) -> None:
+    conv = sms.text(ALICE, "first")["conversation_sid"]
+    sms.wait_bot_messages(conv)
+    message = rest(sms).conversations.v1.conversations(conv).messages.create(
+        author=ALICE, body="are your gates solar powered?")
+    form = {
+        "AccountSid": sms.account_sid, "EventType": "onMessageAdded", "ConversationSid": conv,
+        "MessageSid": message.sid, "Index": str(message.index), "Author": ALICE,
+        "Body": "are your gates solar powered?", "Source": "SMS",
+        "DateCreated": "2026-11-24T10:00:00Z", "Attributes": "{}",
+    }
+    results: list[tuple[int, str]] = []
+
+    def post() -> None:
+        status, body, _ = sms.signed_post(form)
+        results.append((status, body.strip()))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [(200, "duplicate"), (200, "ok")]
+    sms.wait_bot_messages(conv, count=2)
+    sms.settle()
+    replies = [m for m in sms.bot_messages(conv)
+               if json.loads(m["attributes"]).get("reply_to") == message.sid]
+    assert len(replies) == 1
+
+
+def test_forged_or_missing_signature_is_refused(sms: Stack) -> None:
+    form = {"EventType": "onMessageAdded", "ConversationSid": "CH" + "0" * 32,
+            "MessageSid": "IM" + "1" * 32, "Index": "0", "Author": ALICE, "Body": "hi"}
+    status, body, _ = sms.signed_post(form, signature="bm90IGEgc2lnbmF0dXJl")
+    assert status == 403 and "signature" in body
+    # A valid signature over different parameters does not validate the tampered body.
+    good = RequestValidator(sms.auth_token).compute_signature(sms.web_url + "/twilio/convo", form)
+    status, _, _ = sms.signed_post({**form, "Body": "tampered"}, signature=good)
+    assert status == 403
+    status, _, _ = sms.signed_post(form, signature="")
+    assert status == 403
+    sms.settle()
+    assert sms.chat_requests() == []
+    assert "bad_signature" in sms.procs["web"].log_text()
+
+
+def test_conversation_event_limit(sms: Stack) -> None:
+    conv = "CH" + "a" * 32
+    outcomes = []
+    for i in range(15):
+        form = {"EventType": "onMessageAdded", "ConversationSid": conv,
+                "MessageSid": f"IM{i:032x}", "Index": str(i), "Author": ALICE, "Body": f"m{i}"}
+        status, body, _ = sms.signed_post(form)
+        outcomes.append((status, body.strip()))
+    assert outcomes[:12] == [(200, "ok")] * 12
+    assert outcomes[12:] == [(200, "rate limited; ignored")] * 3
+    # Another conversation is unaffected.
+    other = {"EventType": "onMessageAdded", "ConversationSid": "CH" + "b" * 32,
+             "MessageSid": "IM" + "f" * 32, "Index": "0", "Author": ALICE, "Body": "hi"}
+    assert sms.signed_post(other)[:2] == (200, "ok\n")
+
+
+def test_bad_requests_get_reasons(sms: Stack) -> None:
+    status, body, _ = sms.signed_post({"EventType": "onMessageAdded", "Body": "x"})
+    assert status == 400 and "ConversationSid" in body
+    status, body, _ = sms.signed_post({"EventType": "onParticipantAdded",
+                                       "ConversationSid": "CH" + "c" * 32})
+    assert (status, body.strip()) == (200, "ignored")
+
+
+def test_bot_system_and_empty_messages_get_no_reply(sms: Stack) -> None:
+    conv = sms.text(ALICE, "hello")["conversation_sid"]
+    sms.wait_bot_messages(conv)
+    base = {"EventType": "onMessageAdded", "ConversationSid": conv, "Index": "5"}
+    for i, (author, body) in enumerate([(BOT, "loop?"), ("system", "note"), (ALICE, "  ")]):
+        status, _, _ = sms.signed_post({**base, "MessageSid": f"IM{i + 7:032x}",
+                                        "Author": author, "Body": body})
+        assert status == 200
+    sms.settle()
+    assert len(sms.bot_messages(conv)) == 1
+    assert len(sms.chat_requests()) == 1
+
+
+def test_media_only_message_gets_a_helpful_reply(sms: Stack) -> None:
+    media = [{"sid": "ME" + "1" * 32, "content_type": "image/jpeg", "filename": "gate.jpg",
+              "size": 12345}]
+    conv = sms.text(ALICE, "", media=media)["conversation_sid"]
+    [reply] = sms.wait_bot_messages(conv)
+    assert reply["body"].startswith(IDENTITY)
+    last = sms.chat_requests()[-1]["body"]["messages"][-1]["content"]
+    assert "[sent a photo]" in last
+
+
+def test_state_updated_answers_newest_message(sms: Stack) -> None:
+    conv = sms.text(ALICE, "hello")["conversation_sid"]
+    sms.wait_bot_messages(conv)
+    client = rest(sms)
+    client.conversations.v1.conversations(conv).messages.create(author=ALICE, body="older")
+    newest = client.conversations.v1.conversations(conv).messages.create(
+        author=ALICE, body="newest question")
+    http_json("POST", sms.twilio_url + "/_sandbox/state_updated", {"conversation_sid": conv})
+    replies = sms.wait_bot_messages(conv, count=2)
+    assert json.loads(replies[-1]["attributes"])["reply_to"] == newest.sid
+    assert sms.chat_requests()[-1]["body"]["messages"][-1]["content"] == "newest question"
