@@ -21,18 +21,23 @@ BOT_NUMBER = "+14082605145"
 
 def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         raw = resp.read()
     return json.loads(raw) if raw else None
 
 
-def post_form(url: str, form: dict[str, str], headers: dict[str, str] | None = None,
-              timeout: float = 10.0) -> tuple[int, str, dict[str, str]]:
-    req = urllib.request.Request(url, data=urlencode(form).encode(), method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded",
-                                          **(headers or {})})
+def post_form(
+    url: str, form: dict[str, str], headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> tuple[int, str, dict[str, str]]:
+    req = urllib.request.Request(
+        url,
+        data=urlencode(form).encode(),
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode(), dict(resp.headers)
@@ -43,8 +48,13 @@ def post_form(url: str, form: dict[str, str], headers: dict[str, str] | None = N
 class Stack:
     """Start with :meth:`start`; tests talk to it like Twilio and a phone would."""
 
-    def __init__(self, log_dir: Path, redis_url: str, env: dict[str, str] | None = None,
-                 worker_concurrency: int = 2):
+    def __init__(
+        self,
+        log_dir: Path,
+        redis_url: str,
+        env: dict[str, str] | None = None,
+        worker_concurrency: int = 2,
+    ):
         self.log_dir = log_dir
         self.account_sid = "AC" + secrets.token_hex(16)
         self.auth_token = secrets.token_hex(16)
@@ -53,35 +63,65 @@ class Stack:
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.twilio_url = f"http://127.0.0.1:{self.twilio_port}"
         self.openai_url = f"http://127.0.0.1:{self.openai_port}"
-        self.env = base_env({
-            "TWILIO_ACCOUNT_SID": self.account_sid,
-            "TWILIO_AUTH_TOKEN": self.auth_token,
-            "TWILIO_API_BASE_URL": self.twilio_url,
-            "OPENAI_API_KEY": self.api_key,
-            "OPENAI_BASE_URL": self.openai_url + "/v1",
-            "OPENAI_CHAT_MODEL": "gpt-5.5",
-            "PUBLIC_BASE_URL": self.web_url,
-            "REDIS_URL": redis_url,
-            "SPOOL_DIR": str(log_dir / "spool"),
-            "SPOOL_DRAIN_INTERVAL_SECONDS": "0.5",
-            "TASK_RETRY_BACKOFF_SECONDS": "0.2",
-            "TASK_MAX_RETRIES": "3",
-            "LOG_FORMAT": "json",
-            **(env or {}),
-        })
+        self.env = base_env(
+            {
+                "TWILIO_ACCOUNT_SID": self.account_sid,
+                "TWILIO_AUTH_TOKEN": self.auth_token,
+                "TWILIO_API_BASE_URL": self.twilio_url,
+                "OPENAI_API_KEY": self.api_key,
+                "OPENAI_BASE_URL": self.openai_url + "/v1",
+                "OPENAI_CHAT_MODEL": "gpt-5.5",
+                "PUBLIC_BASE_URL": self.web_url,
+                "REDIS_URL": redis_url,
+                "SPOOL_DIR": str(log_dir / "spool"),
+                "SPOOL_DRAIN_INTERVAL_SECONDS": "0.5",
+                "TASK_RETRY_BACKOFF_SECONDS": "0.2",
+                "TASK_MAX_RETRIES": "3",
+                "LOG_FORMAT": "json",
+                **(env or {}),
+            }
+        )
         self.worker_concurrency = worker_concurrency
         self.procs: dict[str, Proc] = {}
 
     # -- processes ---------------------------------------------------------------------------
     def start(self) -> Stack:
-        self.procs["twilio"] = Proc("twilio-sim", [
-            PYTHON, "-m", "sandbox.twilio_sim", "--host", "127.0.0.1",
-            "--port", str(self.twilio_port), "--account-sid", self.account_sid,
-            "--auth-token", self.auth_token,
-            "--webhook-url", self.web_url + "/twilio/convo"], self.env, self.log_dir)
-        self.procs["openai"] = Proc("openai-sim", [
-            PYTHON, "-m", "sandbox.openai_sim", "--host", "127.0.0.1",
-            "--port", str(self.openai_port), "--api-key", self.api_key], self.env, self.log_dir)
+        self.procs["twilio"] = Proc(
+            "twilio-sim",
+            [
+                PYTHON,
+                "-m",
+                "sandbox.twilio_sim",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.twilio_port),
+                "--account-sid",
+                self.account_sid,
+                "--auth-token",
+                self.auth_token,
+                "--webhook-url",
+                self.web_url + "/twilio/convo",
+            ],
+            self.env,
+            self.log_dir,
+        )
+        self.procs["openai"] = Proc(
+            "openai-sim",
+            [
+                PYTHON,
+                "-m",
+                "sandbox.openai_sim",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.openai_port),
+                "--api-key",
+                self.api_key,
+            ],
+            self.env,
+            self.log_dir,
+        )
         self.start_web()
         self.start_worker()
         for name, port in (("twilio", self.twilio_port), ("openai", self.openai_port)):
@@ -91,16 +131,38 @@ class Stack:
         return self
 
     def start_web(self) -> None:
-        self.procs["web"] = Proc("web", [
-            PYTHON, "-m", "webhooks", "--host", "127.0.0.1", "--port", str(self.web_port)],
-            self.env, self.log_dir)
+        self.procs["web"] = Proc(
+            "web",
+            [PYTHON, "-m", "webhooks", "--host", "127.0.0.1", "--port", str(self.web_port)],
+            self.env,
+            self.log_dir,
+        )
 
     def start_worker(self, name: str = "worker") -> None:
-        self.procs[name] = Proc(name, [
-            PYTHON, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-            "--pool", "prefork", "--concurrency", str(self.worker_concurrency),
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-n", f"{name}-{secrets.token_hex(3)}@%h"], self.env, self.log_dir)
+        self.procs[name] = Proc(
+            name,
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"{name}-{secrets.token_hex(3)}@%h",
+            ],
+            self.env,
+            self.log_dir,
+        )
 
     def wait_worker_ready(self, name: str = "worker", timeout: float = 60.0) -> None:
         wait_for(lambda: "ready." in self.procs[name].log_text(), timeout=timeout)
@@ -118,8 +180,15 @@ class Stack:
         return "\n".join(f"==== {n} ====\n{p.log_text()[-6000:]}" for n, p in self.procs.items())
 
     # -- acting like Twilio and a phone --------------------------------------------------------
-    def text(self, sender: str, body: str, *, group: list[str] | None = None,
-             conversation_sid: str | None = None, media: list[dict] | None = None) -> dict:
+    def text(
+        self,
+        sender: str,
+        body: str,
+        *,
+        group: list[str] | None = None,
+        conversation_sid: str | None = None,
+        media: list[dict] | None = None,
+    ) -> dict:
         payload: dict[str, Any] = {"from": sender, "body": body}
         if group:
             payload["group"] = group
@@ -134,17 +203,25 @@ class Stack:
 
     def messages(self, conversation_sid: str) -> list[dict]:
         convs = self.state()["conversations"]
-        conv = convs[conversation_sid] if isinstance(convs, dict) else next(
-            c for c in convs if c["sid"] == conversation_sid)
+        conv = (
+            convs[conversation_sid]
+            if isinstance(convs, dict)
+            else next(c for c in convs if c["sid"] == conversation_sid)
+        )
         return conv["messages"]
 
     def bot_messages(self, conversation_sid: str) -> list[dict]:
         return [m for m in self.messages(conversation_sid) if m["author"] == BOT]
 
-    def wait_bot_messages(self, conversation_sid: str, count: int = 1,
-                          timeout: float = 30.0) -> list[dict]:
-        return wait_for(lambda: (lambda ms: ms if len(ms) >= count else None)(
-            self.bot_messages(conversation_sid)), timeout=timeout)
+    def wait_bot_messages(
+        self, conversation_sid: str, count: int = 1, timeout: float = 30.0
+    ) -> list[dict]:
+        return wait_for(
+            lambda: (lambda ms: ms if len(ms) >= count else None)(
+                self.bot_messages(conversation_sid)
+            ),
+            timeout=timeout,
+        )
 
     def chat_requests(self) -> list[dict]:
         return http_json("GET", self.openai_url + "/_sandbox/requests")
@@ -155,11 +232,15 @@ class Stack:
     def openai_fault(self, **fault: Any) -> None:
         http_json("POST", self.openai_url + "/_sandbox/faults", fault)
 
-    def signed_post(self, form: dict[str, str], path: str = "/twilio/convo",
-                    signature: str | None = None) -> tuple[int, str, dict[str, str]]:
+    def signed_post(
+        self, form: dict[str, str], path: str = "/twilio/convo", signature: str | None = None
+    ) -> tuple[int, str, dict[str, str]]:
         url = self.web_url + path
-        sig = signature if signature is not None else RequestValidator(
-            self.auth_token).compute_signature(url, form)
+        sig = (
+            signature
+            if signature is not None
+            else RequestValidator(self.auth_token).compute_signature(url, form)
+        )
         return post_form(url, form, {"X-Twilio-Signature": sig})
 
     def settle(self, seconds: float = 1.5) -> None:

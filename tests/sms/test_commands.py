@@ -15,7 +15,8 @@ def _conv(state: dict, sid: str) -> dict:
 
 def test_call_with_formatted_numbers(sms: Stack) -> None:
     conv = sms.text(ALICE, "@call (415) 555-0000, 415.555.0001 +1 415 555 0002 12345")[
-        "conversation_sid"]
+        "conversation_sid"
+    ]
     [ack] = sms.wait_bot_messages(conv)
     assert ack["body"].startswith(IDENTITY)
     assert "Calling +14155550000, +14155550001, +14155550002 now!" in ack["body"]
@@ -31,8 +32,7 @@ def test_call_with_formatted_numbers(sms: Stack) -> None:
 
 
 def test_call_failure_is_reported(sms: Stack) -> None:
-    sms.twilio_fault(method="POST", path_contains="/Calls.json", status=400, count=1,
-                     code=21215)
+    sms.twilio_fault(method="POST", path_contains="/Calls.json", status=400, count=1, code=21215)
     conv = sms.text(ALICE, "@call 4155550000 4155550001")["conversation_sid"]
     [ack] = sms.wait_bot_messages(conv)
     assert "Calling +14155550001 now!" in ack["body"]
@@ -49,8 +49,11 @@ def test_group_command_creates_thread(sms: Stack) -> None:
     convs = list(convs.values()) if isinstance(convs, dict) else convs
     [group] = [c for c in convs if c["sid"] != conv]
     assert group["friendly_name"].startswith("GF Group ")
-    addresses = sorted(p["messaging_binding"]["address"] for p in group["participants"]
-                       if p.get("messaging_binding") and p["messaging_binding"].get("address"))
+    addresses = sorted(
+        p["messaging_binding"]["address"]
+        for p in group["participants"]
+        if p.get("messaging_binding") and p["messaging_binding"].get("address")
+    )
     assert addresses == [ALICE, "+14155550001", "+14155550002"]
     bots = [p for p in group["participants"] if p.get("identity") == BOT]
     assert bots and bots[0]["messaging_binding"]["projected_address"] == BOT_NUMBER

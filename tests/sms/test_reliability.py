@@ -47,9 +47,14 @@ def test_twilio_post_failing_then_recovering_posts_once(sms: Stack) -> None:
 
 def test_worker_killed_mid_task_replies_exactly_once(tmp_path: Path) -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
-    stack = Stack(tmp_path, REDIS_URL, env={
-        "CELERY_VISIBILITY_TIMEOUT": "4", "TASK_LOCK_SECONDS": "4",
-    }).start()
+    stack = Stack(
+        tmp_path,
+        REDIS_URL,
+        env={
+            "CELERY_VISIBILITY_TIMEOUT": "4",
+            "TASK_LOCK_SECONDS": "4",
+        },
+    ).start()
     try:
         stack.openai_fault(status=200, count=1, delay_seconds=6)  # the first reply stalls
         conv = stack.text(ALICE, "please answer once")["conversation_sid"]
@@ -72,8 +77,19 @@ def private_redis(tmp_path: Path):
     exe = shutil.which("redis-server")
     assert exe, "redis-server is required"
     port = free_port()
-    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(tmp_path)]
+    args = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
 
     class Server:
         url = f"redis://127.0.0.1:{port}/0"

@@ -16,8 +16,11 @@ ALICE, BOB, CAROL = "+14155550100", "+14155550101", "+14155550102"
 
 
 def rest(stack: Stack) -> Client:
-    return Client(stack.account_sid, stack.auth_token,
-                  http_client=RebasedHttpClient(stack.twilio_url, timeout=10))
+    return Client(
+        stack.account_sid,
+        stack.auth_token,
+        http_client=RebasedHttpClient(stack.twilio_url, timeout=10),
+    )
 
 
 def test_one_to_one_reply_starts_with_identity(sms: Stack) -> None:
@@ -52,8 +55,11 @@ def test_group_replies_only_when_mentioned(sms: Stack) -> None:
     last = sms.chat_requests()[-1]["body"]["messages"][-1]
     assert last["content"] == f"{BOB}: what opener suits a 20 ft swing gate?"
     participants = sms.state()["conversations"]
-    conv_state = participants[conv] if isinstance(participants, dict) else next(
-        c for c in participants if c["sid"] == conv)
+    conv_state = (
+        participants[conv]
+        if isinstance(participants, dict)
+        else next(c for c in participants if c["sid"] == conv)
+    )
     bots = [p for p in conv_state["participants"] if p.get("identity") == BOT]
     assert len(bots) == 1
     assert bots[0]["messaging_binding"]["projected_address"] == BOT_NUMBER
@@ -65,7 +71,8 @@ def test_history_is_newest_twenty_in_order(sms: Stack) -> None:
     client = rest(sms)
     for i in range(30):
         client.conversations.v1.conversations(conv).messages.create(
-            author=ALICE, body=f"old message {i:02d}")
+            author=ALICE, body=f"old message {i:02d}"
+        )
     sms.text(ALICE, "what about the newest?", conversation_sid=conv)
     sms.wait_bot_messages(conv, count=2)
     messages = sms.chat_requests()[-1]["body"]["messages"]
@@ -80,13 +87,22 @@ def test_history_is_newest_twenty_in_order(sms: Stack) -> None:
 def test_same_webhook_twice_concurrently_gives_one_reply(sms: Stack) -> None:
     conv = sms.text(ALICE, "first")["conversation_sid"]
     sms.wait_bot_messages(conv)
-    message = rest(sms).conversations.v1.conversations(conv).messages.create(
-        author=ALICE, body="are your gates solar powered?")
+    message = (
+        rest(sms)
+        .conversations.v1.conversations(conv)
+        .messages.create(author=ALICE, body="are your gates solar powered?")
+    )
     form = {
-        "AccountSid": sms.account_sid, "EventType": "onMessageAdded", "ConversationSid": conv,
-        "MessageSid": message.sid, "Index": str(message.index), "Author": ALICE,
-        "Body": "are your gates solar powered?", "Source": "SMS",
-        "DateCreated": "2026-11-24T10:00:00Z", "Attributes": "{}",
+        "AccountSid": sms.account_sid,
+        "EventType": "onMessageAdded",
+        "ConversationSid": conv,
+        "MessageSid": message.sid,
+        "Index": str(message.index),
+        "Author": ALICE,
+        "Body": "are your gates solar powered?",
+        "Source": "SMS",
+        "DateCreated": "2026-11-24T10:00:00Z",
+        "Attributes": "{}",
     }
     results: list[tuple[int, str]] = []
 
@@ -102,14 +118,23 @@ def test_same_webhook_twice_concurrently_gives_one_reply(sms: Stack) -> None:
     assert sorted(results) == [(200, "duplicate"), (200, "ok")]
     sms.wait_bot_messages(conv, count=2)
     sms.settle()
-    replies = [m for m in sms.bot_messages(conv)
-               if json.loads(m["attributes"]).get("reply_to") == message.sid]
+    replies = [
+        m
+        for m in sms.bot_messages(conv)
+        if json.loads(m["attributes"]).get("reply_to") == message.sid
+    ]
     assert len(replies) == 1
 
 
 def test_forged_or_missing_signature_is_refused(sms: Stack) -> None:
-    form = {"EventType": "onMessageAdded", "ConversationSid": "CH" + "0" * 32,
-            "MessageSid": "IM" + "1" * 32, "Index": "0", "Author": ALICE, "Body": "hi"}
+    form = {
+        "EventType": "onMessageAdded",
+        "ConversationSid": "CH" + "0" * 32,
+        "MessageSid": "IM" + "1" * 32,
+        "Index": "0",
+        "Author": ALICE,
+        "Body": "hi",
+    }
     status, body, _ = sms.signed_post(form, signature="bm90IGEgc2lnbmF0dXJl")
     assert status == 403 and "signature" in body
     # A valid signature over different parameters does not validate the tampered body.
@@ -127,23 +152,36 @@ def test_conversation_event_limit(sms: Stack) -> None:
     conv = "CH" + "a" * 32
     outcomes = []
     for i in range(15):
-        form = {"EventType": "onMessageAdded", "ConversationSid": conv,
-                "MessageSid": f"IM{i:032x}", "Index": str(i), "Author": ALICE, "Body": f"m{i}"}
+        form = {
+            "EventType": "onMessageAdded",
+            "ConversationSid": conv,
+            "MessageSid": f"IM{i:032x}",
+            "Index": str(i),
+            "Author": ALICE,
+            "Body": f"m{i}",
+        }
         status, body, _ = sms.signed_post(form)
         outcomes.append((status, body.strip()))
     assert outcomes[:12] == [(200, "ok")] * 12
     assert outcomes[12:] == [(200, "rate limited; ignored")] * 3
     # Another conversation is unaffected.
-    other = {"EventType": "onMessageAdded", "ConversationSid": "CH" + "b" * 32,
-             "MessageSid": "IM" + "f" * 32, "Index": "0", "Author": ALICE, "Body": "hi"}
+    other = {
+        "EventType": "onMessageAdded",
+        "ConversationSid": "CH" + "b" * 32,
+        "MessageSid": "IM" + "f" * 32,
+        "Index": "0",
+        "Author": ALICE,
+        "Body": "hi",
+    }
     assert sms.signed_post(other)[:2] == (200, "ok\n")
 
 
 def test_bad_requests_get_reasons(sms: Stack) -> None:
     status, body, _ = sms.signed_post({"EventType": "onMessageAdded", "Body": "x"})
     assert status == 400 and "ConversationSid" in body
-    status, body, _ = sms.signed_post({"EventType": "onParticipantAdded",
-                                       "ConversationSid": "CH" + "c" * 32})
+    status, body, _ = sms.signed_post(
+        {"EventType": "onParticipantAdded", "ConversationSid": "CH" + "c" * 32}
+    )
     assert (status, body.strip()) == (200, "ignored")
 
 
@@ -152,8 +190,9 @@ def test_bot_system_and_empty_messages_get_no_reply(sms: Stack) -> None:
     sms.wait_bot_messages(conv)
     base = {"EventType": "onMessageAdded", "ConversationSid": conv, "Index": "5"}
     for i, (author, body) in enumerate([(BOT, "loop?"), ("system", "note"), (ALICE, "  ")]):
-        status, _, _ = sms.signed_post({**base, "MessageSid": f"IM{i + 7:032x}",
-                                        "Author": author, "Body": body})
+        status, _, _ = sms.signed_post(
+            {**base, "MessageSid": f"IM{i + 7:032x}", "Author": author, "Body": body}
+        )
         assert status == 200
     sms.settle()
     assert len(sms.bot_messages(conv)) == 1
@@ -161,8 +200,14 @@ def test_bot_system_and_empty_messages_get_no_reply(sms: Stack) -> None:
 
 
 def test_media_only_message_gets_a_helpful_reply(sms: Stack) -> None:
-    media = [{"sid": "ME" + "1" * 32, "content_type": "image/jpeg", "filename": "gate.jpg",
-              "size": 12345}]
+    media = [
+        {
+            "sid": "ME" + "1" * 32,
+            "content_type": "image/jpeg",
+            "filename": "gate.jpg",
+            "size": 12345,
+        }
+    ]
     conv = sms.text(ALICE, "", media=media)["conversation_sid"]
     [reply] = sms.wait_bot_messages(conv)
     assert reply["body"].startswith(IDENTITY)
@@ -176,7 +221,8 @@ def test_state_updated_answers_newest_message(sms: Stack) -> None:
     client = rest(sms)
     client.conversations.v1.conversations(conv).messages.create(author=ALICE, body="older")
     newest = client.conversations.v1.conversations(conv).messages.create(
-        author=ALICE, body="newest question")
+        author=ALICE, body="newest question"
+    )
     http_json("POST", sms.twilio_url + "/_sandbox/state_updated", {"conversation_sid": conv})
     replies = sms.wait_bot_messages(conv, count=2)
     assert json.loads(replies[-1]["attributes"])["reply_to"] == newest.sid

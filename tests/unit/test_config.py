@@ -52,7 +52,8 @@ def test_require_lists_missing() -> None:
 
 
 def test_secrets_not_in_repr() -> None:
-    cfg = load_config({"TWILIO_AUTH_TOKEN": "supersecret",
-                       "ENCRYPTION_KEY": base64.b64encode(b"k" * 16).decode()})
+    cfg = load_config(
+        {"TWILIO_AUTH_TOKEN": "supersecret", "ENCRYPTION_KEY": base64.b64encode(b"k" * 16).decode()}
+    )
     assert "supersecret" not in repr(cfg)
     assert "a2tr" not in repr(cfg)

@@ -11,8 +11,15 @@ from tasks.parsing import mentions_ai, normalize_us_number, parse_command, strip
 
 @pytest.mark.parametrize(
     "text",
-    ["@ai what gates do you sell?", "hey @AI: help", "@Ai", "question for @ai.", "(@ai) hi",
-     "ok @ai, thanks", "@ai:price?"],
+    [
+        "@ai what gates do you sell?",
+        "hey @AI: help",
+        "@Ai",
+        "question for @ai.",
+        "(@ai) hi",
+        "ok @ai, thanks",
+        "@ai:price?",
+    ],
 )
 def test_mention_detected(text: str) -> None:
     assert mentions_ai(text)
@@ -20,8 +27,16 @@ def test_mention_detected(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["mail@ai.com is my address", "see @ai.com", "@aid is not a mention", "said", "AI is cool",
-     "x@ai", "#@ai-team", ""],
+    [
+        "mail@ai.com is my address",
+        "see @ai.com",
+        "@aid is not a mention",
+        "said",
+        "AI is cool",
+        "x@ai",
+        "#@ai-team",
+        "",
+    ],
 )
 def test_not_a_mention(text: str) -> None:
     assert not mentions_ai(text)
@@ -88,11 +103,16 @@ def test_parsers_never_crash(text: str) -> None:
         assert all(n.startswith("+1") and len(n) == 12 for n in cmd.numbers)
 
 
-@given(st.integers(min_value=2, max_value=9), st.integers(min_value=0, max_value=99),
-       st.integers(min_value=2, max_value=9), st.integers(min_value=0, max_value=99),
-       st.integers(min_value=0, max_value=9999),
-       st.sampled_from(["{a}{e}{l}", "({a}) {e}-{l}", "{a}.{e}.{l}", "+1 {a} {e} {l}",
-                        "1-{a}-{e}-{l}"]))
+@given(
+    st.integers(min_value=2, max_value=9),
+    st.integers(min_value=0, max_value=99),
+    st.integers(min_value=2, max_value=9),
+    st.integers(min_value=0, max_value=99),
+    st.integers(min_value=0, max_value=9999),
+    st.sampled_from(
+        ["{a}{e}{l}", "({a}) {e}-{l}", "{a}.{e}.{l}", "+1 {a} {e} {l}", "1-{a}-{e}-{l}"]
+    ),
+)
 def test_any_written_form_normalizes(a1, a2, e1, e2, line, form) -> None:
     area, exch, last = f"{a1}{a2:02d}", f"{e1}{e2:02d}", f"{line:04d}"
     written = form.format(a=area, e=exch, l=last)

@@ -1,0 +1,375 @@
+"""The phone call bridge: Twilio Media Streams on one side, OpenAI Realtime (GA) on the other.
+
+A plain class in the sans-I/O style: feed it parsed messages and the time, and it returns what to
+send where. The gevent code around it only reads, writes and schedules, so barge-in, voicemail
+and the time cap are tested here without a network.
+
+Media frames are the hot path (50 per second per call each way): a Twilio ``media`` payload is
+copied into ``input_audio_buffer.append`` as is, and a ``response.output_audio.delta`` becomes a
+Twilio ``media`` + ``mark`` by string assembly. Base64 is never decoded; it is safe to splice
+into JSON because its alphabet needs no escaping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from common import prompts
+from relay.playback import PlaybackTracker
+
+log = logging.getLogger(__name__)
+
+#: OpenAI errors that are expected races, not faults (openai-realtime.md §3.7).
+BENIGN_ERRORS = {
+    "response_cancel_not_active",
+    "conversation_already_has_active_response",
+    "input_audio_buffer_commit_empty",
+}
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    model: str
+    voice: str = "ash"
+    turn_detection: str = "server_vad"
+    instructions: str = ""
+    time_limit_s: float = 600.0
+    goodbye_fallback_s: float = 20.0
+    transcription_model: str = "gpt-4o-mini-transcribe"
+
+
+@dataclass(frozen=True)
+class ToTwilio:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToOpenAI:
+    text: str
+
+
+@dataclass(frozen=True)
+class EndCall:
+    """Close the stream. ``deliberate`` ends mean a plain hang-up; others get the apology."""
+
+    reason: str
+    deliberate: bool
+
+
+Output = ToTwilio | ToOpenAI | EndCall
+
+
+@dataclass
+class Transcript:
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, who: str, text: str) -> None:
+        if text.strip():
+            self.lines.append((who, text.strip()))
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def direction_of(params: dict[str, str]) -> str:
+    """The greeting kind from the stream's custom parameters."""
+    if "machine" in (params.get("amd") or "").lower():
+        return "voicemail"
+    direction = (params.get("direction") or "").lower()
+    return direction if direction in ("inbound", "outbound") else "unknown"
+
+
+class TwilioBridge:
+    """One call. Not thread-safe; the relay drives it from one greenlet at a time."""
+
+    def __init__(self, settings: BridgeSettings, now: float):
+        self.s = settings
+        self.started_at = now
+        self.stream_sid = ""
+        self.call_sid = ""
+        self.params: dict[str, str] = {}
+        self.kind = "unknown"
+        self.voicemail = False
+        self.playback = PlaybackTracker()
+        self.transcript = Transcript()
+        self.ended: EndCall | None = None
+        self._upstream_open = False
+        self._pending_upstream: list[str] = []
+        self._active_response: str | None = None
+        self._discarded: set[str] = set()
+        self._phase = "talking"  # talking → goodbye_pending → goodbye → done
+        self._goodbye_deadline: float | None = None
+        self._voicemail_response: str | None = None
+        self._voicemail_deadline: float | None = None
+        self.barge_ins = 0
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _openai(self, out: list[Output], obj: dict[str, Any] | str) -> None:
+        text = obj if isinstance(obj, str) else _dumps(obj)
+        if self._upstream_open:
+            out.append(ToOpenAI(text))
+        else:
+            self._pending_upstream.append(text)
+
+    def _twilio(self, out: list[Output], obj: dict[str, Any]) -> None:
+        out.append(ToTwilio(_dumps(obj)))
+
+    def _end(self, out: list[Output], reason: str, deliberate: bool) -> None:
+        if self.ended is None:
+            self.ended = EndCall(reason, deliberate)
+            out.append(self.ended)
+
+    # -- upstream lifecycle -----------------------------------------------------------------
+    def on_upstream_open(self, now: float) -> list[Output]:
+        """Flush what Twilio sent before OpenAI answered, in order."""
+        self._upstream_open = True
+        out: list[Output] = [ToOpenAI(t) for t in self._pending_upstream]
+        self._pending_upstream.clear()
+        return out
+
+    def on_upstream_closed(self, now: float) -> list[Output]:
+        out: list[Output] = []
+        if self.ended is None:
+            self._end(out, "upstream_lost", deliberate=False)
+        return out
+
+    # -- Twilio → ----------------------------------------------------------------------------
+    def on_twilio(self, msg: dict[str, Any], now: float) -> list[Output]:
+        out: list[Output] = []
+        event = msg.get("event")
+        if event == "media":
+            payload = (msg.get("media") or {}).get("payload")
+            if isinstance(payload, str) and self._phase == "talking" and not self.voicemail:
+                self._openai(out, '{"type":"input_audio_buffer.append","audio":"' + payload + '"}')
+        elif event == "mark":
+            name = (msg.get("mark") or {}).get("name")
+            if isinstance(name, str):
+                self._on_mark(out, name, now)
+        elif event == "start":
+            self._on_start(out, msg, now)
+        elif event == "stop":
+            self._end(out, "caller_hung_up", deliberate=True)
+        elif event in ("connected", "dtmf"):
+            pass
+        else:
+            log.info(
+                "unknown Twilio event ignored",
+                extra={"stream_sid": self.stream_sid, "reason": str(event)[:40]},
+            )
+        return out
+
+    def _on_start(self, out: list[Output], msg: dict[str, Any], now: float) -> None:
+        start = msg.get("start") or {}
+        self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")
+        self.call_sid = str(start.get("callSid") or "")
+        raw = start.get("customParameters") or {}
+        self.params = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        self.kind = direction_of(self.params)
+        self.voicemail = self.kind == "voicemail"
+        self.started_at = now
+        self._openai(out, self.session_update())
+        greeting = prompts.greeting(self.kind)
+        self._openai(
+            out,
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {"type": "input_text", "text": f'Greet the caller by saying: "{greeting}"'}
+                    ],
+                },
+            },
+        )
+        self._openai(out, {"type": "response.create"})
+        if self.voicemail:
+            # If the machine never lets the message finish, do not hold the line forever.
+            self._voicemail_deadline = now + self.s.goodbye_fallback_s + 40.0
+
+    def session_update(self) -> dict[str, Any]:
+        """GA session for a phone leg: μ-law both ways, VAD, voice, prompt, transcription."""
+        if self.voicemail:
+            turn_detection: dict[str, Any] | None = None  # speak once; the beep is not a turn
+        else:
+            turn_detection = {
+                "type": self.s.turn_detection,
+                "create_response": True,
+                "interrupt_response": True,
+            }
+        return {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "model": self.s.model,
+                "output_modalities": ["audio"],
+                "instructions": self.s.instructions or prompts.voice_prompt(),
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcmu"},
+                        "transcription": {"model": self.s.transcription_model},
+                        "turn_detection": turn_detection,
+                    },
+                    "output": {"format": {"type": "audio/pcmu"}, "voice": self.s.voice},
+                },
+            },
+        }
+
+    def _on_mark(self, out: list[Output], name: str, now: float) -> None:
+        purpose = self.playback.echoed(name, now)
+        if purpose == "voicemail_played":
+            self._end(out, "voicemail_left", deliberate=True)
+        elif purpose == "goodbye_played":
+            self._end(out, "time_limit", deliberate=True)
+
+    # -- OpenAI → ----------------------------------------------------------------------------
+    def on_openai(self, event: dict[str, Any], now: float) -> list[Output]:
+        out: list[Output] = []
+        kind = event.get("type")
+        if kind == "response.output_audio.delta":
+            self._on_delta(out, event, now)
+        elif kind == "input_audio_buffer.speech_started":
+            self._on_speech_started(out, now)
+        elif kind == "response.created":
+            self._active_response = (event.get("response") or {}).get("id")
+        elif kind == "response.done":
+            self._on_response_done(out, event, now)
+        elif kind == "response.output_audio_transcript.done":
+            if event.get("response_id") not in self._discarded:
+                self.transcript.add("assistant", str(event.get("transcript") or ""))
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self.transcript.add("caller", str(event.get("transcript") or ""))
+        elif kind == "conversation.item.truncated":
+            pass
+        elif kind == "error":
+            err = event.get("error") or {}
+            code = err.get("code")
+            if code not in BENIGN_ERRORS:
+                log.warning(
+                    "OpenAI error: %s %s",
+                    code,
+                    str(err.get("message"))[:200],
+                    extra={"call_sid": self.call_sid, "stream_sid": self.stream_sid},
+                )
+        return out
+
+    def _on_delta(self, out: list[Output], event: dict[str, Any], now: float) -> None:
+        response_id = str(event.get("response_id") or "")
+        delta = event.get("delta")
+        if response_id in self._discarded or not isinstance(delta, str) or not self.stream_sid:
+            return  # late audio of an interrupted response must never reach the caller
+        item_id = str(event.get("item_id") or response_id)
+        mark = self.playback.audio_sent(item_id, response_id, delta, now)
+        sid = self.stream_sid
+        out.append(
+            ToTwilio(
+                '{"event":"media","streamSid":"' + sid + '","media":{"payload":"' + delta + '"}}'
+            )
+        )
+        out.append(
+            ToTwilio('{"event":"mark","streamSid":"' + sid + '","mark":{"name":"' + mark + '"}}')
+        )
+
+    def _on_speech_started(self, out: list[Output], now: float) -> None:
+        if self.voicemail or self._phase != "talking":
+            return  # no barge-in on a voicemail or over the goodbye
+        playing = self.playback.unplayed(now)
+        if not playing and self._active_response is None:
+            return
+        self.barge_ins += 1
+        truncations = []
+        for item in list(self.playback.items.values()):
+            heard = item.played_at(now)
+            if heard < item.sent_ms - 1e-6:
+                truncations.append((item.item_id, int(round(max(0.0, min(heard, item.sent_ms))))))
+            self._discarded.add(item.response_id)
+        self._twilio(out, {"event": "clear", "streamSid": self.stream_sid})
+        self.playback.clear()
+        if self._active_response is not None:
+            self._discarded.add(self._active_response)
+            self._openai(out, {"type": "response.cancel"})
+        for item_id, end_ms in truncations:
+            self._openai(
+                out,
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "audio_end_ms": end_ms,
+                },
+            )
+        for item_id in list(self.playback.items):
+            self.playback.forget(item_id)
+
+    def _on_response_done(self, out: list[Output], event: dict[str, Any], now: float) -> None:
+        response = event.get("response") or {}
+        response_id = response.get("id")
+        if response_id == self._active_response:
+            self._active_response = None
+        if self.voicemail and self._voicemail_response is None and self._phase == "talking":
+            # Hang up only once Twilio says the whole message has played (the old Worker hung
+            # up here and cut the voicemail off).
+            self._voicemail_response = str(response_id)
+            self._twilio(
+                out,
+                {
+                    "event": "mark",
+                    "streamSid": self.stream_sid,
+                    "mark": {"name": self.playback.sentinel("voicemail_played")},
+                },
+            )
+        elif self._phase == "goodbye_pending" and self._active_response is None:
+            self._say_goodbye(out, now)
+        elif self._phase == "goodbye" and response_id not in self._discarded:
+            self._twilio(
+                out,
+                {
+                    "event": "mark",
+                    "streamSid": self.stream_sid,
+                    "mark": {"name": self.playback.sentinel("goodbye_played")},
+                },
+            )
+            self._phase = "done"
+
+    # -- time -------------------------------------------------------------------------------
+    def on_tick(self, now: float) -> list[Output]:
+        """Called a few times per second: the time cap and the fallbacks."""
+        out: list[Output] = []
+        if self.ended is not None:
+            return out
+        if self._voicemail_deadline is not None and now >= self._voicemail_deadline:
+            self._end(out, "voicemail_timeout", deliberate=True)
+        elif self._phase == "talking" and now - self.started_at >= self.s.time_limit_s:
+            self._goodbye_deadline = now + self.s.goodbye_fallback_s
+            if self._active_response is not None:
+                self._phase = "goodbye_pending"
+                self._discarded.add(self._active_response)
+                self._twilio(out, {"event": "clear", "streamSid": self.stream_sid})
+                self.playback.clear()
+                self._openai(out, {"type": "response.cancel"})
+            else:
+                self._say_goodbye(out, now)
+        elif self._goodbye_deadline is not None and now >= self._goodbye_deadline:
+            self._end(out, "time_limit", deliberate=True)
+        return out
+
+    def _say_goodbye(self, out: list[Output], now: float) -> None:
+        self._phase = "goodbye"
+        self._openai(
+            out,
+            {
+                "type": "response.create",
+                "response": {
+                    "conversation": "none",
+                    "instructions": f'Say exactly "{prompts.TIME_LIMIT_SENTENCE}" and nothing else.',
+                },
+            },
+        )
+
+    def transcript_text(self) -> str:
+        return "\n".join(f"{who}: {text}" for who, text in self.transcript.lines)

@@ -1,0 +1,281 @@
+"""The call bridge without a network: events in, messages out, time passed in."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from common import prompts
+from relay.playback import PlaybackTracker, b64_decoded_len
+from relay.twilio_bridge import BridgeSettings, EndCall, ToOpenAI, ToTwilio, TwilioBridge
+
+SID = "MZ" + "1" * 32
+
+
+def start_msg(**params: str) -> dict:
+    return {
+        "event": "start",
+        "streamSid": SID,
+        "start": {
+            "streamSid": SID,
+            "callSid": "CA" + "2" * 32,
+            "accountSid": "AC" + "3" * 32,
+            "tracks": ["inbound"],
+            "customParameters": params,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        },
+    }
+
+
+def audio(ms: int) -> str:
+    return base64.b64encode(b"\x7f" * (8 * ms)).decode()
+
+
+def openai_msgs(outs) -> list[dict]:
+    return [json.loads(o.text) for o in outs if isinstance(o, ToOpenAI)]
+
+
+def twilio_msgs(outs) -> list[dict]:
+    return [json.loads(o.text) for o in outs if isinstance(o, ToTwilio)]
+
+
+def make(params: dict | None = None, **kw) -> tuple[TwilioBridge, list]:
+    bridge = TwilioBridge(BridgeSettings(model="gpt-realtime-2.1", **kw), now=0.0)
+    params = {"direction": "inbound"} if params is None else params
+    early = bridge.on_twilio(start_msg(**params), 0.0)
+    assert early == []  # nothing goes out before the upstream is open
+    return bridge, bridge.on_upstream_open(0.0)
+
+
+def speak(bridge: TwilioBridge, response: str, item: str, chunks: int, ms: int, t0: float):
+    """The model streams ``chunks`` deltas of ``ms`` each, all at ``t0``."""
+    outs = bridge.on_openai({"type": "response.created", "response": {"id": response}}, t0)
+    for _ in range(chunks):
+        outs += bridge.on_openai(
+            {
+                "type": "response.output_audio.delta",
+                "response_id": response,
+                "item_id": item,
+                "delta": audio(ms),
+            },
+            t0,
+        )
+    return outs
+
+
+def test_start_sends_ga_session_then_greeting() -> None:
+    _, outs = make({"direction": "inbound"}, voice="marin")
+    msgs = openai_msgs(outs)
+    assert [m["type"] for m in msgs] == [
+        "session.update",
+        "conversation.item.create",
+        "response.create",
+    ]
+    session = msgs[0]["session"]
+    assert session["type"] == "realtime"
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert session["audio"]["output"] == {"format": {"type": "audio/pcmu"}, "voice": "marin"}
+    assert session["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+    assert session["audio"]["input"]["transcription"]["model"]
+    assert session["instructions"].startswith("Speak fast.")
+    text = msgs[1]["item"]["content"][0]["text"]
+    assert prompts.greeting("inbound") in text
+
+
+@pytest.mark.parametrize(
+    "params, kind",
+    [
+        ({"direction": "outbound"}, "outbound"),
+        ({}, "unknown"),
+        ({"direction": "outbound", "amd": "machine_end_beep"}, "voicemail"),
+    ],
+)
+def test_greeting_per_direction(params: dict, kind: str) -> None:
+    bridge, outs = make(params)
+    assert bridge.kind == kind
+    assert prompts.greeting(kind) in openai_msgs(outs)[1]["item"]["content"][0]["text"]
+
+
+def test_media_passes_through_untouched() -> None:
+    bridge, _ = make()
+    outs = bridge.on_twilio(
+        {
+            "event": "media",
+            "streamSid": SID,
+            "media": {"track": "inbound", "chunk": "1", "timestamp": "20", "payload": "f/9/fw=="},
+        },
+        0.02,
+    )
+    assert [o.text for o in outs] == ['{"type":"input_audio_buffer.append","audio":"f/9/fw=="}']
+
+
+def test_delta_becomes_media_then_unique_mark() -> None:
+    bridge, _ = make()
+    outs = speak(bridge, "resp_1", "item_1", 2, 100, 1.0)
+    msgs = twilio_msgs(outs)
+    assert [m["event"] for m in msgs] == ["media", "mark", "media", "mark"]
+    assert msgs[0]["media"]["payload"] == audio(100) and msgs[0]["streamSid"] == SID
+    assert msgs[1]["mark"]["name"] != msgs[3]["mark"]["name"]
+
+
+def test_barge_in_truncates_at_audio_played() -> None:
+    bridge, _ = make()
+    outs = speak(bridge, "resp_1", "item_1", 10, 100, 1.0)  # 1 s of audio sent at t=1.0
+    marks = [m["mark"]["name"] for m in twilio_msgs(outs) if m["event"] == "mark"]
+    bridge.on_twilio({"event": "mark", "streamSid": SID, "mark": {"name": marks[0]}}, 1.1)
+    bridge.on_twilio({"event": "mark", "streamSid": SID, "mark": {"name": marks[1]}}, 1.2)
+    outs = bridge.on_openai(
+        {"type": "input_audio_buffer.speech_started", "audio_start_ms": 900, "item_id": "user_1"},
+        1.23,
+    )
+    tw, oa = twilio_msgs(outs), openai_msgs(outs)
+    assert tw == [{"event": "clear", "streamSid": SID}]
+    assert [m["type"] for m in oa] == ["response.cancel", "conversation.item.truncate"]
+    assert oa[1]["item_id"] == "item_1" and oa[1]["content_index"] == 0
+    assert abs(oa[1]["audio_end_ms"] - 230) <= 1
+    assert bridge.barge_ins == 1
+    # Marks flushed by clear echo back: ignored. Late deltas of the old response: dropped.
+    for name in marks[2:]:
+        assert (
+            bridge.on_twilio({"event": "mark", "streamSid": SID, "mark": {"name": name}}, 1.3) == []
+        )
+    late = bridge.on_openai(
+        {
+            "type": "response.output_audio.delta",
+            "response_id": "resp_1",
+            "item_id": "item_1",
+            "delta": audio(100),
+        },
+        1.3,
+    )
+    assert late == []
+
+
+def test_truncate_is_clamped_to_audio_sent() -> None:
+    bridge, _ = make()
+    speak(bridge, "resp_1", "item_1", 3, 100, 1.0)  # 300 ms sent
+    outs = bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.29)
+    [trunc] = [m for m in openai_msgs(outs) if m["type"] == "conversation.item.truncate"]
+    assert trunc["audio_end_ms"] == 290
+    assert all(i.played_at(99.0) <= i.sent_ms for i in bridge.playback.items.values())
+    bridge2, _ = make()
+    speak(bridge2, "resp_1", "item_1", 3, 100, 1.0)
+    bridge2.on_openai({"type": "response.done", "response": {"id": "resp_1"}}, 1.05)
+    # Everything has played by t=5: nothing to interrupt, no cancel.
+    assert bridge2.on_openai({"type": "input_audio_buffer.speech_started"}, 5.0) == []
+
+
+def test_no_cancel_when_no_response_active() -> None:
+    bridge, _ = make()
+    speak(bridge, "resp_1", "item_1", 5, 100, 1.0)
+    bridge.on_openai({"type": "response.done", "response": {"id": "resp_1"}}, 1.01)
+    outs = bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.2)
+    types = [m["type"] for m in openai_msgs(outs)]
+    assert types == ["conversation.item.truncate"]
+    assert twilio_msgs(outs) == [{"event": "clear", "streamSid": SID}]
+
+
+def test_voicemail_hangs_up_only_after_message_played() -> None:
+    bridge, outs = make({"amd": "machine_end_beep", "direction": "outbound"})
+    assert openai_msgs(outs)[0]["session"]["audio"]["input"]["turn_detection"] is None
+    speak(bridge, "resp_v", "item_v", 30, 100, 1.0)  # a 3 s message
+    # A caller's (machine's) noise does not barge in on a voicemail.
+    assert bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.5) == []
+    outs = bridge.on_openai({"type": "response.done", "response": {"id": "resp_v"}}, 1.1)
+    assert bridge.ended is None  # the old Worker hung up here
+    [sentinel] = [m["mark"]["name"] for m in twilio_msgs(outs) if m["event"] == "mark"]
+    assert bridge.on_tick(2.0) == []
+    outs = bridge.on_twilio({"event": "mark", "streamSid": SID, "mark": {"name": sentinel}}, 4.0)
+    assert outs == [EndCall("voicemail_left", deliberate=True)]
+
+
+def test_time_cap_says_goodbye_then_ends() -> None:
+    bridge, _ = make(time_limit_s=5.0, goodbye_fallback_s=20.0)
+    speak(bridge, "resp_1", "item_1", 2, 100, 4.9)
+    outs = bridge.on_tick(5.0)
+    assert twilio_msgs(outs) == [{"event": "clear", "streamSid": SID}]
+    assert [m["type"] for m in openai_msgs(outs)] == ["response.cancel"]
+    outs = bridge.on_openai(
+        {"type": "response.done", "response": {"id": "resp_1", "status": "cancelled"}}, 5.1
+    )
+    [goodbye] = openai_msgs(outs)
+    assert prompts.TIME_LIMIT_SENTENCE in goodbye["response"]["instructions"]
+    # Media from the caller is no longer forwarded, and speech does not interrupt the goodbye.
+    assert bridge.on_twilio({"event": "media", "media": {"payload": "AA=="}}, 5.2) == []
+    speak(bridge, "resp_2", "item_2", 5, 100, 5.3)
+    assert bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 5.4) == []
+    outs = bridge.on_openai({"type": "response.done", "response": {"id": "resp_2"}}, 5.5)
+    [sentinel] = [m["mark"]["name"] for m in twilio_msgs(outs) if m["event"] == "mark"]
+    outs = bridge.on_twilio({"event": "mark", "mark": {"name": sentinel}}, 6.0)
+    assert outs == [EndCall("time_limit", deliberate=True)]
+
+
+def test_time_cap_fallback() -> None:
+    bridge, _ = make(time_limit_s=5.0, goodbye_fallback_s=2.0)
+    bridge.on_tick(5.0)
+    assert bridge.on_tick(6.9) == []
+    assert bridge.on_tick(7.0) == [EndCall("time_limit", deliberate=True)]
+
+
+def test_stop_and_upstream_loss() -> None:
+    bridge, _ = make()
+    assert bridge.on_twilio({"event": "stop", "streamSid": SID}, 3.0) == [
+        EndCall("caller_hung_up", deliberate=True)
+    ]
+    bridge2, _ = make()
+    assert bridge2.on_upstream_closed(2.0) == [EndCall("upstream_lost", deliberate=False)]
+
+
+def test_transcript_collects_both_sides() -> None:
+    bridge, _ = make()
+    bridge.on_openai(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "transcript": "I need a gate",
+        },
+        1.0,
+    )
+    bridge.on_openai(
+        {
+            "type": "response.output_audio_transcript.done",
+            "response_id": "r",
+            "transcript": "Sure, what width?",
+        },
+        2.0,
+    )
+    assert bridge.transcript_text() == "caller: I need a gate\nassistant: Sure, what width?"
+
+
+def test_garbage_is_tolerated() -> None:
+    bridge, _ = make()
+    for msg in (
+        {},
+        {"event": "media"},
+        {"event": "media", "media": {"payload": 5}},
+        {"event": "mark", "mark": {"name": "nope"}},
+        {"event": "weird"},
+    ):
+        bridge.on_twilio(msg, 1.0)
+    for ev in (
+        {},
+        {"type": "response.output_audio.delta"},
+        {"type": "error"},
+        {"type": "error", "error": {"code": "response_cancel_not_active"}},
+    ):
+        bridge.on_openai(ev, 1.0)
+
+
+def test_playback_interpolates_between_echoes() -> None:
+    p = PlaybackTracker()
+    names = [p.audio_sent("i", "r", audio(100), 0.0) for _ in range(3)]
+    assert p.items["i"].played_at(0.05) == pytest.approx(50)
+    p.echoed(names[0], 0.12)  # echo late: position known to be 100 ms at 0.12
+    assert p.items["i"].played_at(0.17) == pytest.approx(150)
+    assert p.items["i"].played_at(10.0) == pytest.approx(300)  # never beyond what was sent
+    # A chunk sent after the buffer ran dry starts playing when it arrives.
+    late = p.audio_sent("i", "r", audio(100), 1.0)
+    assert p.items["i"].played_at(1.05) == pytest.approx(350)
+    assert late.startswith("a")
+    assert b64_decoded_len(audio(100)) == 800
