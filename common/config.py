@@ -287,9 +287,10 @@ def get_config() -> Config:
     return load_config()
 
 
-def environment_snapshot(names: tuple[str, ...]) -> dict[str, str]:
-    """Selected raw variables, for child processes that must inherit them (sandbox launcher)."""
-    return {n: os.environ[n] for n in names if n in os.environ}
+def process_environment() -> dict[str, str]:
+    """A copy of the environment (after ``.env``), for launchers that start child processes."""
+    get_config()
+    return dict(os.environ)
 
 
 def config_names() -> list[str]:

@@ -286,7 +286,7 @@ class TwilioBridge:
         for item in list(self.playback.items.values()):
             heard = item.played_at(now)
             if heard < item.sent_ms - 1e-6:
-                truncations.append((item.item_id, int(round(max(0.0, min(heard, item.sent_ms))))))
+                truncations.append((item.item_id, round(max(0.0, min(heard, item.sent_ms)))))
             self._discarded.add(item.response_id)
         self._twilio(out, {"event": "clear", "streamSid": self.stream_sid})
         self.playback.clear()
@@ -366,7 +366,8 @@ class TwilioBridge:
                 "type": "response.create",
                 "response": {
                     "conversation": "none",
-                    "instructions": f'Say exactly "{prompts.TIME_LIMIT_SENTENCE}" and nothing else.',
+                    "instructions": f'Say exactly "{prompts.TIME_LIMIT_SENTENCE}" '
+                    "and nothing else.",
                 },
             },
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import signal
 import time
@@ -261,14 +263,6 @@ def kill_tree(pid: int) -> None:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         if ppid == pid:
             children.append(int(entry.name))
-    import os
-
-    for child in children:
-        try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    for victim in [*children, pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)

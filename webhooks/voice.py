@@ -1,0 +1,113 @@
+"""The voice webhook: connect a call to the relay, and decide how it ends.
+
+``/twilio/voice`` answers with ``<Connect action=…><Stream url="{RELAY_PUBLIC_URL}/token/{t}">``:
+the token sits in the path because Twilio refuses a query string on ``<Stream url>``, and
+everything else the relay needs travels as ``<Parameter>``s. When the stream closes, Twilio
+requests the ``action`` URL: the relay has written to Redis why it ended the stream on purpose
+(voicemail left, time cap, caller gone), and then the call simply hangs up; anything else (the
+bridge failed, the relay crashed) gets a short apology instead of dead air.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, Response, current_app, request
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from common.config import Config
+from common.redis_util import get_redis, key
+from common.tokens import mint
+from webhooks.security import twilio_signed
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("voice", __name__)
+
+#: Long enough for Twilio to open the stream, short enough to be useless if leaked.
+STREAM_TOKEN_TTL_SECONDS = 120
+#: Twilio: each <Parameter> name + value must stay under 500 characters.
+PARAMETER_MAX_CHARS = 499
+APOLOGY = (
+    "Sorry, our assistant is having trouble right now. Please call again in a few minutes, "
+    "or send us a text at this number. Goodbye."
+)
+UNAVAILABLE = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
+
+
+def call_end_key(call_sid: str) -> str:
+    """Where the relay records a deliberate end of a call's stream."""
+    return key("call_end", call_sid)
+
+
+def direction_for(cfg: Config, from_: str, to: str) -> str:
+    """The old Worker's rule: outbound when the call is from our number, inbound when to it."""
+    if from_ == cfg.bot_projected_address:
+        return "outbound"
+    if to == cfg.bot_projected_address:
+        return "inbound"
+    return "unknown"
+
+
+def _twiml(vr: VoiceResponse) -> Response:
+    return Response(str(vr), mimetype="text/xml")
+
+
+@bp.route("/twilio/voice", methods=["GET", "POST"])
+@twilio_signed
+def voice() -> Response:
+    cfg: Config = current_app.extensions["gateframes_config"]
+    values = request.values
+    call_sid = values.get("CallSid", "")
+    vr = VoiceResponse()
+    if not cfg.relay_public_url or not cfg.encryption_key:
+        log.error(
+            "voice webhook cannot connect calls: RELAY_PUBLIC_URL or ENCRYPTION_KEY unset",
+            extra={"call_sid": call_sid, "reason": "misconfigured"},
+        )
+        vr.say(UNAVAILABLE)
+        vr.hangup()
+        return _twiml(vr)
+    token = mint(cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS)
+    params = {
+        "amd": values.get("AnsweredBy", ""),
+        "direction": direction_for(cfg, values.get("From", ""), values.get("To", "")),
+        "callSid": call_sid,
+        "from": values.get("From", ""),
+        "to": values.get("To", ""),
+    }
+    connect = Connect(action=cfg.public_base_url + "/twilio/voice/after")
+    stream = connect.stream(url=f"{cfg.relay_public_url}/token/{token}")
+    for name, value in params.items():
+        if value:
+            stream.parameter(name=name, value=value[: PARAMETER_MAX_CHARS - len(name)])
+    vr.append(connect)
+    log.info(
+        "call connecting to relay", extra={"call_sid": call_sid, "outcome": params["direction"]}
+    )
+    return _twiml(vr)
+
+
+@bp.route("/twilio/voice/after", methods=["GET", "POST"])
+@twilio_signed
+def after_stream() -> Response:
+    """Twilio asks what next once the stream has closed."""
+    call_sid = request.values.get("CallSid", "")
+    reason = None
+    if call_sid:
+        try:
+            reason = get_redis().get(call_end_key(call_sid))
+        except redis.RedisError:
+            reason = None  # cannot tell: apologising is kinder than silence
+    vr = VoiceResponse()
+    if reason:
+        log.info("call ended by the assistant", extra={"call_sid": call_sid, "reason": reason})
+    else:
+        log.warning(
+            "stream ended unexpectedly; apologising to the caller",
+            extra={"call_sid": call_sid, "reason": "bridge_failed"},
+        )
+        vr.say(APOLOGY)
+    vr.hangup()
+    return _twiml(vr)
