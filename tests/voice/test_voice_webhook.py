@@ -1,0 +1,159 @@
+"""/twilio/voice and /twilio/voice/after on a real web process."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from twilio.request_validator import RequestValidator
+
+from common.tokens import validate
+from tests.conftest import REDIS_URL
+from tests.sms.stack import post_form
+from tests.support import PYTHON, Proc, base_env, free_port, wait_port
+
+KEY = secrets.token_bytes(32)
+TOKEN = secrets.token_hex(16)
+BOT = "+14082605145"
+
+
+class Web:
+    def __init__(self, log_dir: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.relay = "wss://relay.gateframes.example"
+        env = base_env(
+            {
+                "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+                "TWILIO_AUTH_TOKEN": TOKEN,
+                "PUBLIC_BASE_URL": self.url,
+                "RELAY_PUBLIC_URL": self.relay,
+                "ENCRYPTION_KEY": base64.b64encode(KEY).decode(),
+                "REDIS_URL": REDIS_URL,
+            }
+        )
+        self.proc = Proc(
+            "web-voice",
+            [PYTHON, "-m", "webhooks", "--host", "127.0.0.1", "--port", str(self.port)],
+            env,
+            log_dir,
+        )
+        wait_port(self.port, proc=self.proc.popen)
+
+    def post(self, path: str, form: dict[str, str], signature: str | None = None):
+        url = self.url + path
+        sig = (
+            RequestValidator(TOKEN).compute_signature(url, form) if signature is None else signature
+        )
+        return post_form(url, form, {"X-Twilio-Signature": sig})
+
+    def get(self, path: str, query: dict[str, str]) -> tuple[int, str]:
+        url = self.url + path + "?" + urllib.parse.urlencode(query)
+        sig = RequestValidator(TOKEN).compute_signature(url, {})
+        req = urllib.request.Request(url, headers={"X-Twilio-Signature": sig})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+    w = Web(tmp_path_factory.mktemp("voice"))
+    yield w
+    w.proc.stop()
+
+
+def stream_of(xml: str) -> tuple[ET.Element, ET.Element]:
+    root = ET.fromstring(xml)
+    connect = root.find("Connect")
+    assert connect is not None
+    stream = connect.find("Stream")
+    assert stream is not None
+    return connect, stream
+
+
+def test_inbound_call_twiml(web: Web) -> None:
+    status, body, headers = web.post(
+        "/twilio/voice",
+        {
+            "CallSid": "CA" + "a" * 32,
+            "From": "+14155550100",
+            "To": BOT,
+            "Direction": "inbound",
+            "CallStatus": "ringing",
+            "AccountSid": "AC" + "1" * 32,
+        },
+    )
+    assert status == 200 and headers["Content-Type"].startswith("text/xml")
+    connect, stream = stream_of(body)
+    assert connect.get("action") == web.url + "/twilio/voice/after"
+    url = stream.get("url")
+    assert url.startswith(web.relay + "/token/") and "?" not in url
+    claims = validate(url.rsplit("/", 1)[1], KEY, "twilio")
+    assert claims.exp - claims.iat <= 300_000
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params["direction"] == "inbound"
+    assert params["callSid"] == "CA" + "a" * 32
+    assert "amd" not in params
+    assert all(len(k) + len(v) < 500 for k, v in params.items())
+
+
+def test_outbound_call_with_machine_detection(web: Web) -> None:
+    _, body, _ = web.post(
+        "/twilio/voice",
+        {
+            "CallSid": "CA" + "b" * 32,
+            "From": BOT,
+            "To": "+14155550100",
+            "AnsweredBy": "machine_end_beep",
+            "Direction": "outbound-api",
+        },
+    )
+    _, stream = stream_of(body)
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params["direction"] == "outbound"
+    assert params["amd"] == "machine_end_beep"
+
+
+def test_get_webhook_is_signed_too(web: Web) -> None:
+    status, body = web.get(
+        "/twilio/voice", {"CallSid": "CA" + "c" * 32, "From": "+1415", "To": "+1999"}
+    )
+    assert status == 200
+    _, stream = stream_of(body)
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params["direction"] == "unknown"
+
+
+def test_each_call_gets_a_fresh_token(web: Web) -> None:
+    form = {"CallSid": "CA" + "d" * 32, "From": "+14155550100", "To": BOT}
+    urls = {stream_of(web.post("/twilio/voice", form)[1])[1].get("url") for _ in range(3)}
+    assert len(urls) == 3
+
+
+def test_forged_voice_webhook_gets_403_and_no_token(web: Web) -> None:
+    status, body, _ = web.post(
+        "/twilio/voice", {"CallSid": "CA1", "From": "+1", "To": BOT}, signature="Zm9yZ2Vk"
+    )
+    assert status == 403 and "/token/" not in body
+    status, body, _ = web.post("/twilio/voice/after", {"CallSid": "CA1"}, signature="")
+    assert status == 403
+
+
+def test_after_stream_apologises_unless_ended_on_purpose(web: Web) -> None:
+    r = redis.Redis.from_url(REDIS_URL)
+    deliberate, failed = "CA" + "e" * 32, "CA" + "f" * 32
+    r.set(f"gf:call_end:{deliberate}", "voicemail_left", ex=60)
+    _, body, _ = web.post("/twilio/voice/after", {"CallSid": deliberate})
+    root = ET.fromstring(body)
+    assert [c.tag for c in root] == ["Hangup"]
+    _, body, _ = web.post("/twilio/voice/after", {"CallSid": failed})
+    root = ET.fromstring(body)
+    assert [c.tag for c in root] == ["Say", "Hangup"]
+    assert "Sorry" in root.find("Say").text
