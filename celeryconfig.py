@@ -16,6 +16,10 @@ broker_connection_retry_on_startup = True
 broker_connection_timeout = 1.0
 broker_transport_options = {
     "visibility_timeout": _cfg.celery_visibility_timeout,
+    # Sweep for a dead worker's unacknowledged tasks every few seconds (kombu's default is one
+    # scan per ~100 s, far longer than a customer should wait after a crash).
+    "unacked_restore_interval": max(1, min(10, _cfg.celery_visibility_timeout // 4)),
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 1.0,
     "socket_timeout": 5.0,
     "socket_keepalive": True,

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 #: How long markers live: far longer than any redelivery or Twilio retry window.
 MARKER_SECONDS = 7 * 24 * 3600
 #: Twilio error codes meaning "this participant is already in the conversation".
-ALREADY_PARTICIPANT_CODES = {50438, 50433, 50416}
+ALREADY_PARTICIPANT_CODES = {50433, 50416, 50437, 50438}
 #: Group MMS allows at most this many participants (the bot included).
 GROUP_MMS_MAX_PARTICIPANTS = 10
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 
 import redis
-from common.tokens import mint
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from common.config import Config
 from common.redis_util import get_redis, key
+from common.tokens import mint
 from webhooks.security import twilio_signed
 
 log = logging.getLogger(__name__)

@@ -88,6 +88,14 @@ class Stack:
 
     # -- processes ---------------------------------------------------------------------------
     def start(self) -> Stack:
+        try:
+            return self._start()
+        except BaseException:
+            print(self.logs())
+            self.stop()
+            raise
+
+    def _start(self) -> Stack:
         self.procs["twilio"] = Proc(
             "twilio-sim",
             [

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-import redis
-
 from common.prompts import MAINTENANCE_REPLY
-from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack, http_json
-from tests.support import free_port, wait_for, wait_port
 
 ALICE = "+14155550100"
 
@@ -43,96 +33,6 @@ def test_twilio_post_failing_then_recovering_posts_once(sms: Stack) -> None:
     sms.wait_bot_messages(conv, timeout=60)
     sms.settle()
     assert len(sms.bot_messages(conv)) == 1
-
-
-def test_worker_killed_mid_task_replies_exactly_once(tmp_path: Path) -> None:
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    stack = Stack(
-        tmp_path,
-        REDIS_URL,
-        env={
-            "CELERY_VISIBILITY_TIMEOUT": "4",
-            "TASK_LOCK_SECONDS": "4",
-        },
-    ).start()
-    try:
-        stack.openai_fault(status=200, count=1, delay_seconds=6)  # the first reply stalls
-        conv = stack.text(ALICE, "please answer once")["conversation_sid"]
-        wait_for(lambda: stack.chat_requests(), timeout=20)  # the task is mid-flight
-        stack.kill_worker()
-        assert stack.bot_messages(conv) == []
-        stack.start_worker("worker2")
-        stack.wait_worker_ready("worker2")
-        replies = stack.wait_bot_messages(conv, timeout=90)
-        stack.settle(8)  # longer than the stalled request: nothing else may arrive
-        assert len(stack.bot_messages(conv)) == 1
-        assert json.loads(replies[0]["attributes"])["reply_to"]
-    finally:
-        stack.stop()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path):
-    """A redis-server of this test's own on a spare port (never the machine's shared one)."""
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server is required"
-    port = free_port()
-    args = [
-        exe,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
-
-    class Server:
-        url = f"redis://127.0.0.1:{port}/0"
-
-        def __init__(self) -> None:
-            self.proc: subprocess.Popen | None = None
-
-        def start(self) -> None:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-            wait_port(port, proc=self.proc)
-
-        def stop(self) -> None:
-            if self.proc and self.proc.poll() is None:
-                self.proc.terminate()
-                self.proc.wait(10)
-
-    server = Server()
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_redis_down_during_webhook_message_answered_later(tmp_path: Path, private_redis) -> None:
-    stack = Stack(tmp_path, private_redis.url, env={"PUBLISH_RETRY_SECONDS": "0.5"}).start()
-    try:
-        conv = stack.text(ALICE, "warm up")["conversation_sid"]
-        stack.wait_bot_messages(conv)
-        private_redis.stop()
-        sent = stack.text(ALICE, "sent while Redis is down", conversation_sid=conv)
-        assert sent["webhook_status"] == 200
-        assert "spooled" in sent.get("webhook_body", "spooled")
-        spool = tmp_path / "spool"
-        assert len(list(spool.glob("*.json"))) == 1
-        stack.settle(1)
-        assert len(stack.bot_messages(conv)) == 1
-        private_redis.start()
-        replies = stack.wait_bot_messages(conv, count=2, timeout=90)
-        assert json.loads(replies[-1]["attributes"])["reply_to"] == sent["message_sid"]
-        wait_for(lambda: not list(spool.glob("*.json*")), timeout=10)
-        stack.settle()
-        assert len(stack.bot_messages(conv)) == 2
-    finally:
-        stack.stop()
 
 
 def test_healthz_reports_redis(sms: Stack) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from common.tokens import validate
 from twilio.request_validator import RequestValidator
 
+from common.tokens import validate
 from tests.conftest import REDIS_URL
 from tests.sms.stack import post_form
 from tests.support import PYTHON, Proc, base_env, free_port, wait_port

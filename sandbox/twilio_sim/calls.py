@@ -1,0 +1,236 @@
+"""Api 2010 Calls: create, fetch, list, update (hang up / redirect).
+
+Validation follows Twilio's order and codes: missing To 21201, missing From 21213, no
+Url/Twiml/ApplicationSid 21205, bad To 21211, bad From 21212, From not on the account 21210,
+redirecting a call that is not in progress 21220. A created call stays ``queued`` until the
+sandbox control endpoints ring or answer it (there is no phone network here).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, request
+
+from sandbox.twilio_sim import rules
+from sandbox.twilio_sim.context import form_value, sim
+from sandbox.twilio_sim.errors import TwilioError, not_found
+from sandbox.twilio_sim.records import new_sid, public, rfc2822_now
+
+bp = Blueprint("calls", __name__)
+PREFIX = "/2010-04-01/Accounts/<account_sid>"
+ENDED = {"completed", "canceled", "busy", "failed", "no-answer"}
+NOT_ANSWERED = {"queued", "ringing"}
+MACHINE_DETECTION = {"Enable", "DetectMessageEnd"}
+CALLBACK_EVENTS = {"initiated", "ringing", "answered", "completed"}
+MAX_TWIML_CHARS = 4000
+
+
+def _account(account_sid: str) -> None:
+    if account_sid != sim().cfg.account_sid:
+        raise not_found(f"/2010-04-01/Accounts/{account_sid}/Calls.json")
+
+
+def formatted(number: str) -> str:
+    if rules.E164.match(number) and number.startswith("+1") and len(number) == 12:
+        return f"({number[2:5]}) {number[5:8]}-{number[8:]}"
+    return number
+
+
+def _valid_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _method(name: str) -> str:
+    value = (form_value(name) or "POST").upper()
+    if value not in ("GET", "POST"):
+        raise TwilioError(400, 21200, f"{name} must be GET or POST")
+    return value
+
+
+def _validate_create() -> dict[str, Any]:
+    to, from_ = form_value("To"), form_value("From")
+    url, twiml, app_sid = form_value("Url"), form_value("Twiml"), form_value("ApplicationSid")
+    if not to:
+        raise TwilioError(400, 21201)
+    if not from_:
+        raise TwilioError(400, 21213)
+    if not (url or twiml or app_sid):
+        raise TwilioError(400, 21205)
+    if not (rules.E164.match(to) or to.startswith(("client:", "sip:"))):
+        raise TwilioError(400, 21211, f"Invalid 'To' Phone Number: {to}")
+    if not (rules.E164.match(from_) or from_.startswith("client:")):
+        raise TwilioError(400, 21212, f"Invalid 'From' Phone Number: {from_}")
+    if rules.E164.match(from_) and from_ not in sim().cfg.phone_numbers:
+        raise TwilioError(
+            400,
+            21210,
+            f"The source phone number provided, {from_}, is not yet verified for your account. "
+            "You may only make calls from phone numbers that you've verified or purchased "
+            "from Twilio.",
+        )
+    if url and not _valid_url(url):
+        raise TwilioError(400, 21205, f"Url is not a valid URL: {url}")
+    if twiml and len(twiml) > MAX_TWIML_CHARS:
+        raise TwilioError(400, 21200, f"Twiml must be at most {MAX_TWIML_CHARS} characters")
+    amd = form_value("MachineDetection")
+    if amd and amd not in MACHINE_DETECTION:
+        raise TwilioError(400, 21200, f"Invalid MachineDetection: {amd}")
+    events = request.form.getlist("StatusCallbackEvent")
+    bad = [e for e in events if e not in CALLBACK_EVENTS]
+    if bad:
+        raise TwilioError(400, 21200, f"Invalid StatusCallbackEvent: {', '.join(bad)}")
+    callback = form_value("StatusCallback")
+    if callback and not _valid_url(callback):
+        raise TwilioError(400, 21609, f"Invalid StatusCallback URL: {callback}")
+    return {
+        "url": url,
+        "method": _method("Method"),
+        "twiml": None if url else twiml,  # Twilio: with both, Twiml is ignored
+        "application_sid": app_sid,
+        "machine_detection": amd,
+        "async_amd": form_value("AsyncAmd"),
+        "status_callback": callback,
+        "status_callback_event": events,
+        "status_callback_method": _method("StatusCallbackMethod"),
+        "timeout": form_value("Timeout"),
+        "params": request.form.to_dict(flat=False),
+        "updates": [],
+    }
+
+
+def render_call(call: dict[str, Any]) -> dict[str, Any]:
+    return public(call)
+
+
+@bp.post(f"{PREFIX}/Calls.json")
+def create_call(account_sid: str) -> tuple[dict[str, Any], int]:
+    _account(account_sid)
+    extra = _validate_create()
+    s = sim()
+    to, from_ = form_value("To") or "", form_value("From") or ""
+    sid, now = new_sid("CA"), rfc2822_now()
+    base = f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}"
+    call = {
+        "sid": sid,
+        "date_created": now,
+        "date_updated": now,
+        "parent_call_sid": None,
+        "account_sid": account_sid,
+        "to": to,
+        "to_formatted": formatted(to),
+        "from": from_,
+        "from_formatted": formatted(from_),
+        "phone_number_sid": "PN" + sid[2:],
+        "status": "queued",
+        "start_time": None,
+        "end_time": None,
+        "duration": None,
+        "price": None,
+        "price_unit": "USD",
+        "direction": "outbound-api",
+        "answered_by": None,
+        "annotation": None,
+        "api_version": "2010-04-01",
+        "forwarded_from": None,
+        "group_sid": None,
+        "caller_name": None,
+        "queue_time": "0",
+        "trunk_sid": None,
+        "uri": f"{base}.json",
+        "subresource_uris": {
+            name: f"{base}/{name.title().replace('_', '')}.json"
+            for name in ("notifications", "recordings", "payments", "events", "siprec", "streams")
+        },
+        "_extra": extra,
+    }
+    with s.store.lock:
+        s.store.calls[sid] = call
+    return render_call(call), 201
+
+
+def get_call(account_sid: str, sid: str) -> dict[str, Any]:
+    _account(account_sid)
+    call = sim().store.calls.get(sid)
+    if call is None:
+        raise not_found(f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json")
+    return call
+
+
+@bp.get(f"{PREFIX}/Calls/<sid>.json")
+def fetch_call(account_sid: str, sid: str) -> dict[str, Any]:
+    return render_call(get_call(account_sid, sid))
+
+
+@bp.get(f"{PREFIX}/Calls.json")
+def list_calls(account_sid: str) -> dict[str, Any]:
+    """Api 2010 list shape (``*_page_uri`` keys, newest first)."""
+    _account(account_sid)
+    store = sim().store
+    with store.lock:
+        calls = [
+            c
+            for c in reversed(store.calls.values())
+            if all(request.args.get(k) in (None, c[k.lower()]) for k in ("To", "From", "Status"))
+        ]
+    size = min(max(int(request.args.get("PageSize", 50)), 1), 1000)
+    number = max(int(request.args.get("Page", 0)), 0)
+    chunk = calls[number * size : (number + 1) * size]
+    uri = f"/2010-04-01/Accounts/{account_sid}/Calls.json"
+    more = len(calls) > (number + 1) * size
+    return {
+        "calls": [render_call(c) for c in chunk],
+        "start": number * size,
+        "end": number * size + max(len(chunk) - 1, 0),
+        "page": number,
+        "page_size": size,
+        "uri": f"{uri}?PageSize={size}&Page={number}",
+        "first_page_uri": f"{uri}?PageSize={size}&Page=0",
+        "next_page_uri": f"{uri}?PageSize={size}&Page={number + 1}" if more else None,
+        "previous_page_uri": f"{uri}?PageSize={size}&Page={number - 1}" if number else None,
+    }
+
+
+@bp.post(f"{PREFIX}/Calls/<sid>.json")
+def update_call(account_sid: str, sid: str) -> dict[str, Any]:
+    s = sim()
+    with s.store.lock:
+        call = get_call(account_sid, sid)
+        status, url, twiml = form_value("Status"), form_value("Url"), form_value("Twiml")
+        if status and status not in ("canceled", "completed"):
+            raise TwilioError(400, 21200, f"Invalid Status: {status}")
+        if url and twiml:
+            raise TwilioError(400, 21200, "Twiml and Url are mutually exclusive")
+        if url and not _valid_url(url):
+            raise TwilioError(400, 21205, f"Url is not a valid URL: {url}")
+        current = call["status"]
+        if (url or twiml) and not status and current != "in-progress":
+            raise TwilioError(400, 21220)
+        call["_extra"]["updates"].append(request.form.to_dict(flat=False))
+        if status == "completed" and current == "in-progress":
+            set_status(call, "completed")
+        elif status in ("completed", "canceled") and current in NOT_ANSWERED:
+            set_status(call, "canceled")
+        elif url or twiml:
+            call["_extra"].update(url=url, twiml=twiml if not url else None)
+        call["date_updated"] = rfc2822_now()
+        return render_call(call)
+
+
+def set_status(call: dict[str, Any], status: str, answered_by: str | None = None) -> None:
+    """Move a call along queued → ringing → in-progress → an end state, with timestamps."""
+    now = rfc2822_now()
+    if status == "in-progress" and not call["start_time"]:
+        call["start_time"] = now
+        call["_extra"]["answered_at"] = time.monotonic()
+    if answered_by:
+        call["answered_by"] = answered_by
+    if status in ENDED and call["status"] not in ENDED:
+        call["end_time"] = now
+        started = call["_extra"].get("answered_at")
+        call["duration"] = str(int(time.monotonic() - started)) if started else "0"
+    call["status"] = status
+    call["date_updated"] = now

@@ -1,0 +1,52 @@
+"""The objects one simulator instance shares between its routes."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, request
+
+from sandbox.httpserver import FaultBook
+from sandbox.twilio_sim.store import SimConfig, Store
+from sandbox.twilio_sim.webhooks import WebhookSender
+
+
+@dataclass
+class Sim:
+    cfg: SimConfig
+    store: Store
+    faults: FaultBook
+    webhooks: WebhookSender
+    requests: collections.deque[dict[str, Any]] = field(
+        default_factory=lambda: collections.deque(maxlen=2000)
+    )
+    requests_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(cls, cfg: SimConfig) -> Sim:
+        return cls(cfg, Store(cfg), FaultBook(), WebhookSender(cfg.auth_token))
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.faults.clear()
+        self.webhooks.clear()
+        with self.requests_lock:
+            self.requests.clear()
+
+
+def sim() -> Sim:
+    return current_app.extensions["twilio_sim"]
+
+
+def origin() -> str:
+    """``http://127.0.0.1:PORT`` as the client reached us; absolute URLs in responses use it
+    so the SDK's ``next_page_url`` requests come back here."""
+    return request.host_url.rstrip("/")
+
+
+def form_value(name: str) -> str | None:
+    """A form field, ``None`` when absent (an empty string is kept: Twilio tells them apart)."""
+    return request.form.get(name)

@@ -1,0 +1,193 @@
+"""The two simulators as real subprocesses, plus a webhook receiver that records what arrives.
+
+Each simulator is started once per module on a free port and reset before every test, so a
+test sees an empty account and its own faults only.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import openai
+import pytest
+from twilio.rest import Client
+
+from sandbox.twilio_sim.sdk import RebasedHttpClient
+from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
+
+BOT_NUMBER = "+14082605145"
+SECOND_NUMBER = "+14155559999"
+
+
+def http_json(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, Any]:
+    """(status, parsed JSON) without raising on 4xx/5xx."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    return status, json.loads(raw) if raw else None
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    form: dict[str, str]
+
+
+@dataclass
+class WebhookReceiver:
+    """A stand-in for the app's web process: answers 200 and keeps every request."""
+
+    status: int = 200
+    requests: list[Received] = field(default_factory=list)
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode()
+                receiver.requests.append(
+                    Received(self.path, dict(self.headers), dict(parse_qsl(body, True)))
+                )
+                self.send_response(receiver.status)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait(self, count: int, timeout: float = 5.0) -> list[Received]:
+        return wait_for(lambda: self.requests if len(self.requests) >= count else None, timeout)
+
+
+@dataclass
+class TwilioSim:
+    url: str
+    account_sid: str
+    auth_token: str
+    webhook_url: str
+    receiver: WebhookReceiver
+    proc: Proc
+
+    def client(self, timeout: float = 5.0, token: str | None = None) -> Client:
+        http = RebasedHttpClient(self.url, timeout=timeout)
+        return Client(self.account_sid, token or self.auth_token, http_client=http)
+
+    def control(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http_json(method, f"{self.url}/_sandbox/{path}", body)
+
+    def state(self) -> dict[str, Any]:
+        return self.control("GET", "state")[1]
+
+    def conversation_state(self, sid: str) -> dict[str, Any]:
+        return next(c for c in self.state()["conversations"] if c["sid"] == sid)
+
+
+@pytest.fixture(scope="module")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def twilio_proc(
+    tmp_path_factory: pytest.TempPathFactory, webhook_receiver: WebhookReceiver
+) -> Iterator[TwilioSim]:
+    port, account_sid, token = free_port(), "AC" + secrets.token_hex(16), secrets.token_hex(16)
+    webhook_url = webhook_receiver.url + "/twilio/convo"
+    args = [PYTHON, "-m", "sandbox.twilio_sim", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--account-sid", account_sid, "--auth-token", token, "--webhook-url", webhook_url]
+    args += ["--phone-number", BOT_NUMBER, "--phone-number", SECOND_NUMBER]
+    proc = Proc("twilio-sim", args, base_env(), Path(tmp_path_factory.mktemp("twilio-sim")))
+    wait_port(port, proc=proc.popen)
+    sim = TwilioSim(
+        f"http://127.0.0.1:{port}", account_sid, token, webhook_url, webhook_receiver, proc
+    )
+    yield sim
+    proc.stop()
+
+
+@pytest.fixture
+def twilio(twilio_proc: TwilioSim) -> TwilioSim:
+    """The module's Twilio simulator, emptied, with an emptied webhook receiver."""
+    assert twilio_proc.control("POST", "reset")[0] == 200
+    twilio_proc.receiver.requests.clear()
+    twilio_proc.receiver.status = 200
+    return twilio_proc
+
+
+@dataclass
+class OpenAISim:
+    url: str
+    api_key: str
+    proc: Proc
+
+    def client(self, timeout: float = 5.0, api_key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=self.url + "/v1",
+            api_key=api_key or self.api_key,
+            timeout=timeout,
+            max_retries=0,
+        )
+
+    def control(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http_json(method, f"{self.url}/_sandbox/{path}", body)
+
+
+@pytest.fixture(scope="module")
+def openai_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAISim]:
+    port, key = free_port(), "sk-test-" + secrets.token_hex(8)
+    args = [PYTHON, "-m", "sandbox.openai_sim", "--host", "127.0.0.1", "--port", str(port)]
+    proc = Proc(
+        "openai-sim",
+        [*args, "--api-key", key],
+        base_env(),
+        Path(tmp_path_factory.mktemp("openai-sim")),
+    )
+    wait_port(port, proc=proc.popen)
+    yield OpenAISim(f"http://127.0.0.1:{port}", key, proc)
+    proc.stop()
+
+
+@pytest.fixture
+def oai(openai_proc: OpenAISim) -> OpenAISim:
+    assert openai_proc.control("POST", "reset")[0] == 200
+    return openai_proc
