@@ -1,8 +1,13 @@
-"""``python -m sandbox sms "text" [--from +1…] [--group +1… …]``: text the bot like a phone.
+"""Operator tools for the sandbox (``make run``), acting as Twilio and a phone would.
 
-The Twilio simulator stores the message and posts a signed ``onMessageAdded`` webhook to the
-web process, exactly as Twilio would; this command then waits for the bot's reply in the
-simulator and prints the thread.
+``python -m sandbox sms "text" [--from +1…] [--group +1… …]``: the Twilio simulator stores the
+message and posts a signed ``onMessageAdded`` webhook to the web process, exactly as Twilio
+would; the command waits for the bot's reply and prints the thread.
+
+``python -m sandbox call [--wav FILE] [--answered-by machine_end_beep] [--out heard.wav]``:
+asks ``/twilio/voice`` for TwiML like Twilio, opens the relay stream it names, speaks the WAV
+(8 kHz mono) in real time, plays what the assistant says on a real-time clock, and writes what
+the caller heard. Works against the real OpenAI too: only Twilio is simulated.
 """
 
 from __future__ import annotations
@@ -71,6 +76,54 @@ def _reply_to(message: dict) -> str | None:
         return None
 
 
+def call(args: argparse.Namespace) -> int:
+    from sandbox import dial, phone
+
+    call_sid = dial.new_call_sid()
+    try:
+        target = dial.voice_webhook(
+            args.web,
+            args.auth_token,
+            call_sid=call_sid,
+            from_=args.caller,
+            to=args.to,
+            answered_by=args.answered_by,
+        )
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        print(f"voice webhook failed at {args.web}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"call {call_sid}: stream {target.url.split('/token/')[0]}/token/… params {target.params}"
+    )
+    caller = phone.Phone(target.url, target.params, call_sid=call_sid)
+    caller.connect()
+    speech = phone.read_audio(args.wav) if args.wav else phone.tone(1200)
+    caller.silence(args.listen_first * 1000)
+    if not args.answered_by:
+        caller.send_audio(speech)
+    deadline = time.monotonic() + args.max_seconds
+    while not caller.closed.is_set() and time.monotonic() < deadline:
+        caller.silence(500)
+    if not caller.closed.is_set():
+        caller.hang_up()
+        caller.wait_closed(5)
+    after = dial.after_stream(target, args.auth_token, call_sid)
+    heard_s = len(caller.heard) / phone.BYTES_PER_MS / 1000
+    print(
+        f"stream closed ({caller.close_code} {caller.close_reason!r}); caller heard "
+        f"{heard_s:.1f} s of audio, {len(caller.clears)} barge-in clear(s)"
+    )
+    print(
+        "after the stream Twilio would: "
+        + " + ".join(after.verbs)
+        + (f' ("{after.said}")' if after.said else "")
+    )
+    if args.out:
+        phone.save_wav(bytes(caller.heard), args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox",
@@ -86,8 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--twilio-sim", default=DEFAULT_TWILIO_SIM)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--show", type=int, default=6, help="how many recent messages to print")
+    c = sub.add_parser("call", help="place a simulated phone call to the assistant")
+    c.add_argument("--wav", help="what the caller says: 8 kHz mono WAV (default: a tone)")
+    c.add_argument("--answered-by", help="e.g. machine_end_beep for voicemail mode")
+    c.add_argument("--out", help="write what the caller heard to this WAV")
+    c.add_argument("--from", dest="caller", default="+14155550100")
+    c.add_argument("--to", default="+14082605145")
+    c.add_argument("--web", default="http://127.0.0.1:5000")
+    c.add_argument(
+        "--auth-token",
+        default="sandbox-auth-token",
+        help="the Twilio auth token the web process validates with",
+    )
+    c.add_argument("--listen-first", type=int, default=4, help="seconds before speaking")
+    c.add_argument("--max-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
-    return sms(args)
+    return sms(args) if args.command == "sms" else call(args)
 
 
 if __name__ == "__main__":
