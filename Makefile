@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 REDIS_PORT ?= 6379
 
-.PHONY: run test soak lint format redis venv clean
+.PHONY: run test soak lint format redis venv clean browser-deps
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ redis: venv
 run: venv
 	$(PY) -m sandbox.run
 
-test: redis
+# The browser test drives Debian's Chromium with a fake microphone fed by espeak-ng.
+browser-deps:
+	@command -v chromium >/dev/null && command -v espeak-ng >/dev/null \
+	  || { echo "installing Debian's chromium and espeak-ng for the browser test"; \
+	       apt-get install -y -q chromium espeak-ng >/dev/null || sudo apt-get install -y -q chromium espeak-ng >/dev/null; }
+
+test: redis browser-deps
 	$(PY) -m pytest -m "not soak" -q
 
 soak: redis

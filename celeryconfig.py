@@ -29,12 +29,14 @@ task_ignore_result = True
 result_backend = None
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
+# A task that raises (e.g. Redis down while it retries) is not acknowledged: it comes back
+# after the visibility timeout. Every handled outcome returns normally and is acknowledged.
+task_acks_on_failure_or_timeout = False
 worker_prefetch_multiplier = 1
 task_default_queue = "gateframes"
 task_serializer = "json"
 accept_content = ["json"]
-imports = ("tasks.convo",)
+imports = ("tasks.convo", "tasks.metrics")
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = False
 task_soft_time_limit = 120

@@ -1,9 +1,8 @@
 """Webhook load: signed Conversations webhooks at R/s for T s against a real stack.
 
 Prints the ack latency (p50/p99) the web process gives Twilio, errors, and replies posted versus
-messages sent. By default it starts its own stack (Twilio and OpenAI simulators, web, one Celery
-worker) on loopback with Redis DB 12; ``--web-url``/``--twilio-url`` target a running one
-(e.g. ``make run``) instead.
+messages sent. It starts its own stack (Twilio and OpenAI simulators, web, one Celery worker)
+on loopback with Redis DB 12.
 
     .venv/bin/python -m bench.webhook_load --rate 50 --seconds 20
 """

@@ -132,6 +132,7 @@ class Config:
     publish_retry_seconds: float = 1.5
     spool_dir: str = "var/spool"
     spool_drain_interval_seconds: float = 2.0
+    inbox_redeliver_seconds: float = 900.0
     session_time_limit_seconds: float = 600.0
     goodbye_fallback_seconds: float = 20.0
     max_frame_bytes: int = 1 << 20
@@ -261,6 +262,7 @@ def _parse(env: Mapping[str, str]) -> Config:
         "TASK_RETRY_BACKOFF_SECONDS",
         "PUBLISH_RETRY_SECONDS",
         "SPOOL_DRAIN_INTERVAL_SECONDS",
+        "INBOX_REDELIVER_SECONDS",
         "SESSION_TIME_LIMIT_SECONDS",
         "GOODBYE_FALLBACK_SECONDS",
     )

@@ -13,6 +13,7 @@ into JSON because its alphabet needs no escaping.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ from common import prompts
 from relay.playback import PlaybackTracker
 
 log = logging.getLogger(__name__)
+
+#: Base64 only: what may be spliced into JSON without escaping (one C-speed regex match).
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}").fullmatch
 
 #: OpenAI errors that are expected races, not faults (openai-realtime.md §3.7).
 BENIGN_ERRORS = {
@@ -107,6 +111,8 @@ class TwilioBridge:
         self._voicemail_response: str | None = None
         self._voicemail_deadline: float | None = None
         self.barge_ins = 0
+        self.bad_media = 0
+        self.started_at_start: float | None = None
 
     # -- outputs ----------------------------------------------------------------------------
     def _openai(self, out: list[Output], obj: dict[str, Any] | str) -> None:
@@ -143,15 +149,25 @@ class TwilioBridge:
         out: list[Output] = []
         event = msg.get("event")
         if event == "media":
-            payload = (msg.get("media") or {}).get("payload")
-            if isinstance(payload, str) and self._phase == "talking" and not self.voicemail:
+            media = msg.get("media")
+            payload = media.get("payload") if isinstance(media, dict) else None
+            if self._phase != "talking" or self.voicemail:
+                pass
+            elif isinstance(payload, str) and _BASE64(payload):
                 self._openai(out, '{"type":"input_audio_buffer.append","audio":"' + payload + '"}')
+            else:
+                self.bad_media += 1  # not base64: never spliced into JSON, never forwarded
         elif event == "mark":
-            name = (msg.get("mark") or {}).get("name")
+            mark = msg.get("mark")
+            name = mark.get("name") if isinstance(mark, dict) else None
             if isinstance(name, str):
                 self._on_mark(out, name, now)
         elif event == "start":
-            self._on_start(out, msg, now)
+            if self.started_at_start is None and isinstance(msg.get("start"), dict):
+                self.started_at_start = now
+                self._on_start(out, msg, now)
+            else:
+                self.bad_media += 1  # a repeated or malformed start changes nothing
         elif event == "stop":
             self._end(out, "caller_hung_up", deliberate=True)
         elif event in ("connected", "dtmf"):
@@ -167,7 +183,7 @@ class TwilioBridge:
         start = msg.get("start") or {}
         self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")
         self.call_sid = str(start.get("callSid") or "")
-        raw = start.get("customParameters") or {}
+        raw = start.get("customParameters")
         self.params = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         self.kind = direction_of(self.params)
         self.voicemail = self.kind == "voicemail"

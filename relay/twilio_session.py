@@ -32,10 +32,11 @@ END_REASON_TTL_SECONDS = 600
 
 
 class Downstream(Protocol):
-    """The Twilio WebSocket, as the relay server exposes it."""
+    """The Twilio WebSocket: :class:`relay.frames.FastWebSocket`."""
 
-    def receive(self) -> str | bytes | None: ...
+    def receive_raw(self) -> tuple[int, bytes] | None: ...
     def send(self, message: str) -> None: ...
+    def send_many(self, messages: list[str]) -> None: ...
     def close(self, code: int = 1000, message: str = "") -> None: ...
 
 
@@ -44,6 +45,7 @@ class Upstream(Protocol):
 
     def recv(self) -> str | bytes: ...
     def send(self, message: str) -> Any: ...
+    def send_many(self, messages: list[bytes]) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -67,6 +69,47 @@ def record_end(call_sid: str, reason: str) -> None:
         log.warning("could not record why the call ended", extra={"call_sid": call_sid})
 
 
+def transcript_channel(call_sid: str) -> str:
+    return key("call_transcript", call_sid)
+
+
+def publish_transcript(call_sid: str, lines: list[tuple[str, str]]) -> None:
+    try:
+        client = get_redis()
+        for who, text in lines:
+            client.publish(transcript_channel(call_sid), orjson.dumps({"who": who, "text": text}))
+    except redis.RedisError:
+        log.info("transcript not published", extra={"call_sid": call_sid})
+
+
+class Ticker:
+    """One greenlet that ticks every live call ``TICK_SECONDS`` apart. A timer per call would
+    wake the process once per call per tick, each time at a different moment; one shared
+    timer wakes it once per tick for all of them."""
+
+    def __init__(self) -> None:
+        self.calls: set[TwilioCall] = set()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def add(self, call: TwilioCall) -> None:
+        self.calls.add(call)
+        if self._greenlet is None or self._greenlet.dead:
+            self._greenlet = gevent.spawn(self._run)
+
+    def discard(self, call: TwilioCall) -> None:
+        self.calls.discard(call)
+
+    def _run(self) -> None:
+        while self.calls:  # ends with the last call; add() starts a new one
+            gevent.sleep(TICK_SECONDS)
+            now = time.monotonic()
+            for call in list(self.calls):
+                try:
+                    call.tick(now)
+                except Exception:
+                    log.exception("call tick failed", extra={"call_sid": call.bridge.call_sid})
+
+
 class TwilioCall:
     """Runs one call to completion: ``TwilioCall(...).run()`` returns when it is over."""
 
@@ -84,44 +127,76 @@ class TwilioCall:
         self.bridge = TwilioBridge(settings_from(cfg), time.monotonic())
         self.up: Upstream | None = None
         self._done = gevent.event.Event()
+        self._helpers: list[gevent.Greenlet] = []  # killed with the call
+        self.frames_in = 0  # Twilio -> OpenAI
+        self.frames_out = 0  # OpenAI -> Twilio
+        self.malformed = 0
+        self._published = 0  # transcript lines already published
+
+    def stop(self, reason: str) -> None:
+        """End the call from outside (server shutdown): the failure path, so the caller hears
+        the apology rather than silence."""
+        if self.bridge.ended is None:
+            self.bridge.ended = EndCall(reason, deliberate=False)
+        self._done.set()
 
     # -- output -----------------------------------------------------------------------------
     def _apply(self, outputs: list[Output]) -> None:
-        for out in outputs:
-            if isinstance(out, ToTwilio):
+        """Send what the bridge asked for, in order. Consecutive messages to one side go out
+        in one write (a delta's ``media`` + ``mark``; a barge-in's cancel + truncate)."""
+        i, n = 0, len(outputs)
+        while i < n:
+            out = outputs[i]
+            kind = type(out)
+            j = i + 1
+            if kind is ToTwilio or kind is ToOpenAI:
+                while j < n and type(outputs[j]) is kind:
+                    j += 1
+            if kind is ToTwilio:
                 try:
-                    self.down.send(out.text)
+                    if j - i == 1:
+                        self.down.send(out.text)
+                    else:
+                        self.down.send_many([o.text for o in outputs[i:j]])
+                    self.frames_out += j - i
                 except Exception:
                     self._done.set()
-            elif isinstance(out, ToOpenAI):
+            elif kind is ToOpenAI:
                 if self.up is not None:
                     try:
-                        self.up.send(out.text)
+                        if j - i == 1:
+                            self.up.send(out.text)
+                        else:
+                            self.up.send_many([o.text.encode() for o in outputs[i:j]])
+                        self.frames_in += j - i
                     except Exception:
                         self._apply(self.bridge.on_upstream_closed(time.monotonic()))
             elif isinstance(out, EndCall):
                 self._done.set()
+            i = j
 
     # -- loops ------------------------------------------------------------------------------
     def _twilio_loop(self) -> None:
         try:
-            while not self._done.is_set():
-                raw = self.down.receive()
-                if raw is None:
+            receive, done = self.down.receive_raw, self._done.is_set
+            while not done():
+                got = receive()
+                if got is None:
                     break
                 try:
-                    msg = orjson.loads(raw)
+                    msg = orjson.loads(got[1])
                 except orjson.JSONDecodeError:
-                    log.warning(
-                        "malformed Media Streams frame ignored",
-                        extra={
-                            "call_sid": self.bridge.call_sid,
-                            "stream_sid": self.bridge.stream_sid,
-                        },
-                    )
+                    self._malformed()
                     continue
-                if isinstance(msg, dict):
-                    self._apply(self.bridge.on_twilio(msg, time.monotonic()))
+                if not isinstance(msg, dict):
+                    self._malformed()
+                    continue
+                try:
+                    outputs = self.bridge.on_twilio(msg, time.monotonic())
+                except Exception:  # a frame the bridge cannot use must not end the call
+                    self._malformed()
+                    continue
+                self._apply(outputs)
         except Exception as exc:
             log.info(
                 "Twilio socket ended: %s",
@@ -131,6 +206,26 @@ class TwilioCall:
         if self.bridge.ended is None:
             self.bridge.ended = EndCall("twilio_closed", deliberate=True)
         self._done.set()
+
+    def _publish_transcript(self) -> None:
+        """Send new transcript lines to ``gf:call_transcript:<CallSid>`` (Redis pub/sub), so
+        ``python -m sandbox call`` and operators can follow a call live. Off the frame path:
+        only a finished utterance gets here, and the publish runs in its own greenlet."""
+        lines = self.bridge.transcript.lines[self._published :]
+        self._published += len(lines)
+        sid = self.bridge.call_sid
+        if sid:
+            gevent.spawn(publish_transcript, sid, lines)
+
+    def _malformed(self) -> None:
+        """Skip a frame that is not a JSON object; log the first few, count the rest (a
+        broken peer must not flood the log)."""
+        self.malformed += 1
+        if self.malformed <= 3:
+            log.warning(
+                "malformed Media Streams frame ignored",
+                extra={"call_sid": self.bridge.call_sid, "stream_sid": self.bridge.stream_sid},
+            )
 
     def _openai_loop(self) -> None:
         try:
@@ -152,6 +247,8 @@ class TwilioCall:
                 event = orjson.loads(raw)
                 if isinstance(event, dict):
                     self._apply(self.bridge.on_openai(event, time.monotonic()))
+                    if len(self.bridge.transcript.lines) > self._published:
+                        self._publish_transcript()
         except Exception as exc:
             if not self._done.is_set():
                 log.warning(
@@ -162,16 +259,23 @@ class TwilioCall:
         if not self._done.is_set():
             self._apply(self.bridge.on_upstream_closed(time.monotonic()))
 
-    def _tick_loop(self) -> None:
-        while not self._done.wait(TICK_SECONDS):
-            self._apply(self.bridge.on_tick(time.monotonic()))
+    def tick(self, now: float) -> None:
+        """The clock, from :data:`TICKER`: the bridge's time cap and fallbacks."""
+        if self._done.is_set():
+            return
+        outputs = self.bridge.on_tick(now)
+        if outputs:  # rare; a write may block, and the ticker serves every call
+            self._helpers.append(gevent.spawn(self._apply, outputs))
 
     def run(self) -> EndCall:
-        greenlets = [gevent.spawn(self._openai_loop), gevent.spawn(self._tick_loop)]
+        greenlets = [gevent.spawn(self._openai_loop)]
+        self._helpers = greenlets
         reader = gevent.spawn(self._twilio_loop)
+        TICKER.add(self)
         try:
             self._done.wait()
         finally:
+            TICKER.discard(self)
             ended = self.bridge.ended or EndCall("relay_error", deliberate=False)
             if ended.deliberate:
                 record_end(self.bridge.call_sid, ended.reason)
@@ -214,3 +318,7 @@ class TwilioCall:
                 str(exc)[:200],
                 extra={"call_sid": self.bridge.call_sid},
             )
+
+
+#: The process's call clock.
+TICKER = Ticker()

@@ -95,6 +95,7 @@ def call(args: argparse.Namespace) -> int:
     print(
         f"call {call_sid}: stream {target.url.split('/token/')[0]}/token/… params {target.params}"
     )
+    _follow_transcript(args.redis_url, call_sid)
     caller = phone.Phone(target.url, target.params, call_sid=call_sid)
     caller.connect()
     speech = phone.read_audio(args.wav) if args.wav else phone.tone(1200)
@@ -124,6 +125,39 @@ def call(args: argparse.Namespace) -> int:
     return 0
 
 
+def _follow_transcript(redis_url: str, call_sid: str) -> None:
+    """Print the call's transcript lines as the relay publishes them (Redis pub/sub)."""
+    import threading
+
+    import redis
+
+    from relay.twilio_session import transcript_channel
+
+    try:
+        pubsub = redis.Redis.from_url(redis_url, socket_connect_timeout=1).pubsub()
+        pubsub.subscribe(transcript_channel(call_sid))
+    except redis.RedisError as exc:
+        print(f"(no live transcript: Redis at {redis_url} unreachable: {exc})", file=sys.stderr)
+        return
+
+    def follow() -> None:
+        for message in pubsub.listen():
+            if message.get("type") == "message":
+                line = json.loads(message["data"])
+                print(f"  {line['who']}: {line['text']}", flush=True)
+
+    threading.Thread(target=follow, daemon=True).start()
+
+
+def _default_redis_url() -> str:
+    try:
+        from common.config import get_config
+
+        return get_config().redis_url
+    except Exception:  # a broken .env must not stop the simulator
+        return "redis://127.0.0.1:6379/0"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox",
@@ -151,9 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         default="sandbox-auth-token",
         help="the Twilio auth token the web process validates with",
     )
+    c.add_argument(
+        "--redis-url",
+        default=None,
+        help="where the relay publishes live transcripts (default: REDIS_URL)",
+    )
     c.add_argument("--listen-first", type=int, default=4, help="seconds before speaking")
     c.add_argument("--max-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
+    if args.command == "call" and args.redis_url is None:
+        args.redis_url = _default_redis_url()
     return sms(args) if args.command == "sms" else call(args)
 
 

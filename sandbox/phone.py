@@ -129,6 +129,9 @@ class Phone:
         self.close_reason = ""
         self.closed = threading.Event()
         self.t0 = 0.0
+        self._speech: collections.deque[bytes] = collections.deque()
+        self._seq = 0
+        self._chunk = 0
 
     # -- connection ------------------------------------------------------------------------
     def connect(self, timeout: float = 10.0) -> None:
@@ -171,34 +174,62 @@ class Phone:
         except ConnectionClosed:
             return False
 
+    def _send_media(self, frame: bytes) -> bool:
+        self._seq += 1
+        self._chunk += 1
+        return self._send(
+            {
+                "event": "media",
+                "sequenceNumber": str(self._seq),
+                "streamSid": self.stream_sid,
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(self._chunk),
+                    "timestamp": str(self._chunk * FRAME_MS),
+                    "payload": base64.b64encode(frame).decode(),
+                },
+            }
+        )
+
     def send_audio(self, ulaw: bytes, *, realtime: bool = True) -> None:
         """Stream ``ulaw`` as 20 ms media frames (paced by ``speed`` when ``realtime``)."""
         start = time.monotonic()
         for i in range(0, len(ulaw), FRAME_BYTES):
             if self.closed.is_set():
                 return
-            frame = ulaw[i : i + FRAME_BYTES]
-            self._seq += 1
-            self._chunk += 1
-            ts = self._chunk * FRAME_MS
-            self._send(
-                {
-                    "event": "media",
-                    "sequenceNumber": str(self._seq),
-                    "streamSid": self.stream_sid,
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": str(ts),
-                        "payload": base64.b64encode(frame).decode(),
-                    },
-                }
-            )
+            self._send_media(ulaw[i : i + FRAME_BYTES])
             if realtime:
                 due = start + (i // FRAME_BYTES + 1) * FRAME_MS / 1000.0 / self.speed
                 delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+
+    # -- an open line ------------------------------------------------------------------------
+    def start_line(self) -> None:
+        """Send media without pause, as Twilio does for a live call: whatever :meth:`say`
+        queued, else silence, one 20 ms frame per 20 ms (divided by ``speed``)."""
+        threading.Thread(target=self._line_loop, daemon=True).start()
+
+    def say(self, ulaw: bytes) -> None:
+        """Queue speech on the open line (see :meth:`start_line`)."""
+        with self._lock:
+            self._speech.extend(ulaw[i : i + FRAME_BYTES] for i in range(0, len(ulaw), FRAME_BYTES))
+
+    def speaking(self) -> bool:
+        with self._lock:
+            return bool(self._speech)
+
+    def _line_loop(self) -> None:
+        start, sent = time.monotonic(), 0
+        while not self.closed.is_set():
+            with self._lock:
+                frame = self._speech.popleft() if self._speech else SILENCE
+            if not self._send_media(frame):
+                return
+            sent += 1
+            delay = start + sent * FRAME_MS / 1000.0 / self.speed - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
 
     def silence(self, ms: int) -> None:
         self.send_audio(SILENCE * max(1, ms // FRAME_MS))

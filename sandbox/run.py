@@ -177,13 +177,16 @@ def main() -> int:
             [
                 "",
                 "GateFrames Gateway is running:",
-                f"  web     http://127.0.0.1:{WEB_PORT}   (/twilio/convo, /twilio/voice, /healthz)",
-                f"  relay   ws://127.0.0.1:{RELAY_PORT}",
+                f"  web     http://127.0.0.1:{WEB_PORT}   "
+                "(/twilio/convo, /twilio/voice, /healthz, /metrics)",
+                f"  relay   ws://127.0.0.1:{RELAY_PORT}    (/healthz, /metrics)",
                 *(f"  {n}" for n in notes),
                 "",
                 "Try it from another terminal:",
                 f'  {py} -m sandbox sms "Do you sell slide gates?"',
                 f'  {py} -m sandbox sms "@ai which opener?" --group +14155550101',
+                f"  {py} -m sandbox call --out heard.wav",
+                f"  {py} -m sandbox call --answered-by machine_end_beep",
                 "",
                 "Ctrl-C stops everything.",
                 "",

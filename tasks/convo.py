@@ -13,11 +13,13 @@ import logging
 from typing import Any
 
 import openai
+import redis
 import requests
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from twilio.base.exceptions import TwilioRestException
 
+from common import inbox
 from common.config import Config, get_config
 from common.openai_client import get_openai
 from common.prompts import MAINTENANCE_REPLY
@@ -41,6 +43,7 @@ TRANSIENT = (
     SoftTimeLimitExceeded,
     ConnectionError,
     TimeoutError,
+    redis.RedisError,  # Redis restarting: the lock and reply markers need it back
 )
 
 
@@ -114,6 +117,15 @@ def post_maintenance(cfg: Config, conversation_sid: str, reply_key: str) -> None
 
 @shared_task(bind=True, name=HANDLE_EVENT, acks_late=True, max_retries=None)
 def handle_event(self, event: dict[str, Any]) -> str:
+    """Answer one Conversations event; a final outcome clears its inbox entry (a retry or a
+    crash leaves it, so the web's sweeper can publish the event again if it goes missing)."""
+    outcome = _handle(self, event)
+    if outcome != "busy":  # "busy" handed the event to a new copy of this task
+        inbox.done(event)
+    return outcome
+
+
+def _handle(self, event: dict[str, Any]) -> str:
     cfg = get_config()
     conversation_sid = event.get("ConversationSid") or ""
     ctx = {
@@ -148,9 +160,9 @@ def handle_event(self, event: dict[str, Any]) -> str:
         return "skipped"
 
     lock = get_redis().lock(key("lock", reply_key), timeout=cfg.task_lock_seconds)
-    if not lock.acquire(blocking=False):
-        return _wait_for_lock(cfg, event, ctx)
     try:
+        if not lock.acquire(blocking=False):
+            return _wait_for_lock(cfg, event, ctx)
         outcome = respond(cfg, conversation_sid, turn, reply_key)
     except Exception as exc:
         transient = is_transient(exc)
@@ -163,6 +175,11 @@ def handle_event(self, event: dict[str, Any]) -> str:
                 extra={**ctx, "outcome": "retry"},
             )
             raise self.retry(exc=exc, countdown=countdown) from exc
+        if isinstance(exc, redis.RedisError):
+            # Without Redis no reply can be posted safely (the markers live there). Raise:
+            # the message stays unacknowledged and comes back once Redis is.
+            log.warning("Redis unavailable; leaving the message for redelivery", extra=ctx)
+            raise
         log.error(
             "giving up after %s: %s",
             "retries" if transient else "a permanent error",

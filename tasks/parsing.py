@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 
 #: ``@ai`` as a word: not inside an address (``mail@ai.com``) or a longer handle (``@aid``).
 #: A trailing ``:`` is part of the mention; a sentence-ending ``.`` is allowed.
-_MENTION = re.compile(
-    r"(?<![\w.@+-])@ai(?:\s*:|(?=$|[\s,!?;)\]}\"']|\.(?:\s|$)))", re.IGNORECASE
-)
+_MENTION = re.compile(r"(?<![\w.@+-])@ai(?:\s*:|(?=$|[\s,!?;)\]}\"']|\.(?:\s|$)))", re.IGNORECASE)
 _COMMAND = re.compile(r"(?<![\w.@+-])@(call|group)\b:?", re.IGNORECASE)
 
 #: A US number as people write it: 4155550000, (415) 555-0000, 415.555.0000, +1 415 555 0000.

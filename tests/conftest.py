@@ -11,6 +11,8 @@ from tests.support import TEST_REDIS_DB
 
 os.environ["GATEFRAMES_DOTENV"] = "0"
 REDIS_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+# Code under test in this process (the spool's inbox records, say) uses the suite's DB too.
+os.environ["REDIS_URL"] = REDIS_URL
 
 
 @pytest.fixture

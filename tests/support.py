@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -91,3 +92,40 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait()
+
+
+class PrivateRedis:
+    """A redis-server of a test's own on a spare port, to stop and restart at will (the
+    machine's shared Redis is never stopped). ``persistent`` turns on an fsync-always AOF, as a
+    production Redis with persistence would keep the queue across a restart."""
+
+    def __init__(self, data_dir: Path, persistent: bool = False):
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server is required"
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else []
+        self.args = [
+            exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *aof,
+            "--dir",
+            str(data_dir),
+        ]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL)
+        wait_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

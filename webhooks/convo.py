@@ -14,6 +14,7 @@ import redis
 from flask import Blueprint, current_app, request
 from limits import parse
 
+from common import inbox, stats
 from common.config import Config
 from common.redis_util import get_redis, key
 from webhooks.extensions import limiter
@@ -28,6 +29,8 @@ bp = Blueprint("convo", __name__)
 HANDLED_EVENTS = {"onMessageAdded", "onConversationStateUpdated"}
 
 _CONVERSATION_SID = re.compile(r"^CH[0-9a-fA-F]{32}$")
+
+EVENTS = "gateframes_webhook_events"
 
 
 def _text(body: str, status: int = 200):
@@ -72,9 +75,11 @@ def convo_event():
 
     if event_type not in HANDLED_EVENTS:
         log.info("ignored event type", extra={**ctx, "outcome": "ignored"})
+        stats.incr(EVENTS, "convo", "ignored")
         return _text("ignored")
     if not _CONVERSATION_SID.match(conversation_sid):
         log.warning("event without a valid ConversationSid", extra={**ctx, "outcome": "rejected"})
+        stats.incr(EVENTS, "convo", "rejected")
         return _text("missing or malformed ConversationSid", 400)
 
     if _conversation_limited(cfg, conversation_sid):
@@ -82,10 +87,13 @@ def convo_event():
             "conversation over its event limit; event ignored",
             extra={**ctx, "outcome": "rate_limited"},
         )
+        stats.incr(EVENTS, "convo", "rate_limited")
         return _text("rate limited; ignored")
 
     dkey = dedupe_key(form)
     event = {k: form.get(k) for k in form}
+    if dkey is not None:
+        event[inbox.ID_FIELD] = dkey  # one inbox entry per message, however often posted
     if dkey is not None:
         try:
             fresh = get_redis().set(key("dedupe", dkey), "1", nx=True, ex=cfg.dedupe_seconds)
@@ -93,6 +101,7 @@ def convo_event():
             fresh = True  # the task's own reply marker still prevents a second reply
         if not fresh:
             log.info("duplicate event dropped", extra={**ctx, "outcome": "duplicate"})
+            stats.incr(EVENTS, "convo", "duplicate")
             return _text("duplicate")
 
     celery_app = current_app.extensions["celery"]
@@ -106,12 +115,15 @@ def convo_event():
                 "broker unreachable and spool write failed; asking Twilio to retry",
                 extra={**ctx, "outcome": "failed"},
             )
+            stats.incr(EVENTS, "convo", "failed")
             return _text("temporarily unable to accept the event", 503)
         log.warning(
             "broker unreachable (%s); event spooled to disk",
             type(exc).__name__,
             extra={**ctx, "outcome": "spooled"},
         )
+        stats.incr(EVENTS, "convo", "spooled")
         return _text("spooled")
     log.info("event queued", extra={**ctx, "outcome": "queued"})
+    stats.incr(EVENTS, "convo", "queued")
     return _text("ok")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import redis
 from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from common.redis_util import get_redis
+from common.stats import RedisCollector
 
 bp = Blueprint("health", __name__)
+#: Series shared by every web and worker process (webhook outcomes, task runs), from Redis.
+_shared = CollectorRegistry(auto_describe=True)
+_shared.register(RedisCollector())
 
 
 @bp.get("/healthz")
@@ -22,4 +26,5 @@ def healthz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    body = generate_latest(REGISTRY) + generate_latest(_shared)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

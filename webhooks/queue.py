@@ -4,7 +4,8 @@ The webhook answers 2xx only once the event is durable: either in the Redis brok
 Redis cannot be reached within a short publish retry, in a local spool directory (written with
 fsync and an atomic rename). A drainer in every web process republishes spooled events once
 Redis answers again. Twilio does not document retries for Conversations post-event webhooks,
-so answering 5xx and hoping for a retry could lose the message.
+so answering 5xx and hoping for a retry could lose the message. Once published, the inbox
+(:mod:`common.inbox`) covers the broker's own gaps until the task has finished.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
+
+from common import inbox
+from common.config import get_config
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +36,13 @@ STALE_CLAIM_SECONDS = 60.0
 
 
 def publish(celery_app: Celery, event: dict[str, Any], retry_seconds: float) -> None:
-    """Send to the broker, retrying connection errors for about ``retry_seconds``; raise if
-    the broker stays unreachable."""
+    """Record the event in the inbox (:mod:`common.inbox`), then send it to the broker,
+    retrying connection errors for about ``retry_seconds``; raise if Redis stays unreachable."""
+    inbox.record(event, get_config().inbox_redeliver_seconds)
+    send(celery_app, event, retry_seconds)
+
+
+def send(celery_app: Celery, event: dict[str, Any], retry_seconds: float = 0.5) -> None:
     steps = max(1, int(retry_seconds / 0.5))
     celery_app.send_task(
         HANDLE_EVENT,
@@ -123,12 +134,18 @@ class Spool:
 
 
 def start_drainer(celery_app: Celery, spool: Spool, interval: float) -> threading.Thread:
-    """Run :meth:`Spool.drain` forever in a daemon thread (a greenlet under gevent)."""
+    """Drain the spool and sweep the inbox forever, in a daemon thread (a greenlet under
+    gevent)."""
+
+    redeliver = get_config().inbox_redeliver_seconds
 
     def loop() -> None:
         while True:
             try:
                 spool.drain(celery_app)
+                inbox.sweep(lambda event: send(celery_app, event), redeliver)
+            except (redis.RedisError, OperationalError):
+                pass  # Redis is down: the spool keeps events until it is back
             except Exception:
                 log.exception("spool drainer error")
             time.sleep(interval)

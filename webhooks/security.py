@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app, request
 from twilio.request_validator import RequestValidator
 
+from common import stats
 from common.config import Config
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
                     "call_sid": request.form.get("CallSid"),
                 },
             )
+            stats.incr("gateframes_webhook_events", request.endpoint or "unknown", "forbidden")
             return "invalid Twilio signature\n", 403, {"Content-Type": "text/plain"}
         return view(*args, **kwargs)
 

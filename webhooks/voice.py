@@ -16,6 +16,7 @@ import redis
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from common import stats
 from common.config import Config
 from common.redis_util import get_redis, key
 from common.tokens import mint
@@ -23,6 +24,7 @@ from webhooks.security import twilio_signed
 
 log = logging.getLogger(__name__)
 
+EVENTS = "gateframes_webhook_events"
 bp = Blueprint("voice", __name__)
 
 #: Long enough for Twilio to open the stream, short enough to be useless if leaked.
@@ -68,6 +70,7 @@ def voice() -> Response:
         )
         vr.say(UNAVAILABLE)
         vr.hangup()
+        stats.incr(EVENTS, "voice", "misconfigured")
         return _twiml(vr)
     token = mint(cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS)
     params = {
@@ -86,6 +89,7 @@ def voice() -> Response:
     log.info(
         "call connecting to relay", extra={"call_sid": call_sid, "outcome": params["direction"]}
     )
+    stats.incr(EVENTS, "voice", "connected_" + params["direction"])
     return _twiml(vr)
 
 
@@ -101,6 +105,7 @@ def after_stream() -> Response:
         except redis.RedisError:
             reason = None  # cannot tell: apologising is kinder than silence
     vr = VoiceResponse()
+    stats.incr(EVENTS, "voice_after", "hangup" if reason else "apology")
     if reason:
         log.info("call ended by the assistant", extra={"call_sid": call_sid, "reason": reason})
     else:

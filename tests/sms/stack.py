@@ -79,6 +79,7 @@ class Stack:
                 "SPOOL_DRAIN_INTERVAL_SECONDS": "0.5",
                 "TASK_RETRY_BACKOFF_SECONDS": "0.2",
                 "TASK_MAX_RETRIES": "3",
+                "CHAT_TIMEOUT_SECONDS": "3",
                 "LOG_FORMAT": "json",
                 **(env or {}),
             }

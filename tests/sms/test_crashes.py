@@ -6,8 +6,7 @@ Each test runs a stack of its own; no module-wide stack may share its Redis queu
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import redis
 
 from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack
-from tests.support import free_port, wait_for, wait_port
+from tests.support import PrivateRedis, wait_for
 
 ALICE = "+14155550100"
 
@@ -47,41 +46,8 @@ def test_worker_killed_mid_task_replies_exactly_once(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path):
-    """A redis-server of this test's own on a spare port (never the machine's shared one)."""
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server is required"
-    port = free_port()
-    args = [
-        exe,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
-
-    class Server:
-        url = f"redis://127.0.0.1:{port}/0"
-
-        def __init__(self) -> None:
-            self.proc: subprocess.Popen | None = None
-
-        def start(self) -> None:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-            wait_port(port, proc=self.proc)
-
-        def stop(self) -> None:
-            if self.proc and self.proc.poll() is None:
-                self.proc.terminate()
-                self.proc.wait(10)
-
-    server = Server()
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
     server.start()
     yield server
     server.stop()
@@ -106,5 +72,34 @@ def test_redis_down_during_webhook_message_answered_later(tmp_path: Path, privat
         wait_for(lambda: not list(spool.glob("*.json*")), timeout=10)
         stack.settle()
         assert len(stack.bot_messages(conv)) == 2
+    finally:
+        stack.stop()
+
+
+def test_a_message_lost_by_the_broker_is_published_again_from_the_inbox(tmp_path: Path) -> None:
+    """Stands in for kombu's two-step fetch losing a message: the queue entry is deleted
+    while no worker runs. The web's inbox sweep publishes the event again."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    stack = Stack(
+        tmp_path,
+        REDIS_URL,
+        env={"INBOX_REDELIVER_SECONDS": "3", "SPOOL_DRAIN_INTERVAL_SECONDS": "0.5"},
+    ).start()
+    try:
+        stack.kill_worker()
+        sent = stack.text(ALICE, "lost in the broker")
+        assert sent["webhook_status"] == 200
+        assert client.llen("gateframes") == 1
+        client.delete("gateframes")  # the broker lost it
+        assert client.zcard("gf:inbox") == 1
+        stack.start_worker("worker2")
+        stack.wait_worker_ready("worker2")
+        [reply] = stack.wait_bot_messages(sent["conversation_sid"], timeout=30)
+        assert json.loads(reply["attributes"])["reply_to"] == sent["message_sid"]
+        wait_for(lambda: client.zcard("gf:inbox") == 0, timeout=10)
+        assert "published again" in stack.procs["web"].log_text()
+        stack.settle(4)  # past another redelivery window: still one reply
+        assert len(stack.bot_messages(sent["conversation_sid"])) == 1
     finally:
         stack.stop()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 from common.prompts import MAINTENANCE_REPLY
 from tests.sms.stack import Stack, http_json
+from tests.support import wait_for
 
 ALICE = "+14155550100"
 
@@ -37,3 +40,49 @@ def test_twilio_post_failing_then_recovering_posts_once(sms: Stack) -> None:
 
 def test_healthz_reports_redis(sms: Stack) -> None:
     assert http_json("GET", sms.web_url + "/healthz") == {"status": "ok", "redis": "ok"}
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample in an exposition text (0 when absent)."""
+    want = {f'{k}="{v}"' for k, v in labels.items()}
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        series, _, rest = head.partition("{")
+        if series == name and set(rest.rstrip("}").split(",")) == want:
+            return float(value)
+    return 0.0
+
+
+def test_metrics_count_webhooks_retries_and_task_runs_across_processes(sms: Stack) -> None:
+    sms.openai_fault(status=503, count=1)
+    conv = sms.text(ALICE, "count me")["conversation_sid"]
+    sms.wait_bot_messages(conv, timeout=60)
+    sms.signed_post({"EventType": "onMessageAdded"}, signature="forged")
+
+    def scrape() -> str:
+        req = urllib.request.Request(sms.web_url + "/metrics")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.read().decode()
+
+    # The worker records a run when the task returns, just after posting the reply.
+    task = "gateframes.convo.handle_event"
+    runs, events = "gateframes_task_runs_total", "gateframes_webhook_events_total"
+    text = wait_for(
+        lambda: (t := scrape()) and _metric(t, runs, task=task, outcome="replied") and t
+    )
+    assert _metric(text, events, route="convo", outcome="queued") >= 1
+    assert _metric(text, events, route="convo.convo_event", outcome="forbidden") == 1
+    assert _metric(text, "gateframes_task_retries_total", task=task) == 1
+    assert _metric(text, runs, task=task, outcome="retry") == 1
+    assert _metric(text, "gateframes_task_seconds_count", task=task) >= 2
+
+
+def test_openai_timing_out_is_retried_then_answered(sms: Stack) -> None:
+    sms.openai_fault(status=200, count=1, delay_seconds=6)  # longer than CHAT_TIMEOUT_SECONDS=3
+    conv = sms.text(ALICE, "slow model?")["conversation_sid"]
+    [reply] = sms.wait_bot_messages(conv, timeout=60)
+    assert reply["body"] != MAINTENANCE_REPLY and "slow model?" in reply["body"]
+    assert len(sms.chat_requests()) == 2  # the timed-out try and the retry
+    assert "APITimeoutError" in sms.procs["worker"].log_text()
+    sms.settle(5)  # the stalled first request finishing late must not add a reply
+    assert len(sms.bot_messages(conv)) == 1

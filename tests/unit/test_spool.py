@@ -54,7 +54,8 @@ def test_stale_claims_are_released(tmp_path: Path) -> None:
     os.utime(claimed, (old, old))
     broker = FakeBroker()
     assert spool.drain(broker) == 1  # type: ignore[arg-type]
-    assert broker.sent == [{"MessageSid": "IM9"}]
+    [sent] = broker.sent
+    assert sent["MessageSid"] == "IM9" and sent["_inbox_id"]  # remembered until answered
 
 
 def test_unreadable_file_is_kept_aside(tmp_path: Path) -> None:

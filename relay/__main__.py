@@ -1,0 +1,64 @@
+"""``python -m relay --host H --port P``: the gevent WebSocket relay.
+
+Monkey-patching comes first so Redis (admission) and every socket cooperate with gevent. On
+SIGTERM (a deploy) the relay stops accepting, asks every session to close with 1001, gives
+them a few seconds, and exits.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+
+from common.config import ConfigError, get_config  # noqa: E402
+from common.logs import configure_logging  # noqa: E402
+from relay.server import build_server  # noqa: E402
+
+log = logging.getLogger("relay")
+DRAIN_SECONDS = 5.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m relay", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    args = parser.parse_args(argv)
+    try:
+        cfg = get_config()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(cfg, "relay")
+    for name in ("ENCRYPTION_KEY", "OPENAI_API_KEY"):
+        if not getattr(cfg, name.lower()):
+            log.warning("%s is not set: browser sessions cannot be opened", name)
+
+    server = build_server(cfg, args.host, args.port)
+    app = server.application
+
+    def drain() -> None:
+        if not server.started:
+            return
+        log.info("shutting down: closing %d sessions", len(app.sessions))
+        server.close()  # stop accepting
+        app.shutdown_sessions()
+        with gevent.Timeout(DRAIN_SECONDS, False):
+            while app.sessions:
+                gevent.sleep(0.05)
+        server.stop(timeout=1)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(sig, lambda: gevent.spawn(drain))
+    log.info("relay listening on %s:%d", args.host, args.port)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""A simulator of the OpenAI Realtime API (GA protocol) for tests, benchmarks and `make run`."""

@@ -1,0 +1,599 @@
+"""One simulated Realtime session: client events in, server events out (GA shapes).
+
+The session sends through an async ``send`` callable and streams responses from asyncio tasks
+at a real-time pace (divided by ``speed``), like the real service, which streams audio faster
+than it plays. It validates what the real API validates that our clients could get wrong:
+the session shape (beta fields are refused), a response while one is active, a cancel with
+nothing active, a truncate past the audio sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from sandbox.realtime_sim.audio import PCM24, Format, Vad, format_of
+
+CHUNK_MS = 100
+#: bench/relay_load.py frames start with this, then the sender's and our monotonic ns.
+STAMP_MAGIC = b"GFTS"
+BARGE_IN_MAGIC = b"GFBI"
+MS_PER_CHAR = 60
+CANNED = "This is the GateFrames assistant. How can I help with your gate?"
+_SAY = re.compile(r'(?:say exactly|by saying:?)\s*"([^"]+)"', re.IGNORECASE)
+SESSION_FIELDS = {
+    "type",
+    "model",
+    "output_modalities",
+    "instructions",
+    "audio",
+    "tools",
+    "tool_choice",
+    "max_output_tokens",
+    "tracing",
+    "truncation",
+    "prompt",
+    "include",
+    "reasoning",
+}
+BETA_FIELDS = {
+    "modalities",
+    "voice",
+    "input_audio_format",
+    "output_audio_format",
+    "input_audio_transcription",
+    "turn_detection",
+    "temperature",
+}
+FORMATS = {"audio/pcm", "audio/pcmu", "audio/pcma"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def default_session(model: str) -> dict[str, Any]:
+    return {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": new_id("sess"),
+        "model": model,
+        "output_modalities": ["audio"],
+        "instructions": "",
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": None,
+                "noise_reduction": None,
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 500,
+                    "create_response": True,
+                    "interrupt_response": True,
+                },
+            },
+            "output": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "voice": "alloy",
+                "speed": 1,
+            },
+        },
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+    }
+
+
+class Session:
+    def __init__(
+        self,
+        model: str,
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        speed: float = 1.0,
+        echo: bool = False,
+    ):
+        self.send = send
+        self.speed = speed
+        self.echo = echo
+        self.echo_turn = 0  # a new echo "response" after every benchmark barge-in
+        self.config = default_session(model)
+        self.vad = Vad()
+        self.buffer_ms = 0.0
+        self.items: list[dict[str, Any]] = []  # conversation items (user and assistant)
+        self.audio_sent_ms: dict[str, float] = {}  # assistant item -> audio ms streamed
+        self.active: asyncio.Task | None = None
+        self.active_id: str | None = None
+        self.speech_item: str | None = None
+        # introspection for /_sandbox/sessions
+        self.record: dict[str, Any] = {
+            "id": self.config["id"],
+            "model": model,
+            "open": True,
+            "opened_at": time.time(),
+            "closed_at": None,
+            "closed_code": None,
+            "events_received": {},
+            "audio_in_ms": 0.0,
+            "audio_in_bytes": 0,
+            "responses": [],
+            "truncations": [],
+            "cancels": 0,
+            "errors": [],
+            "speech": [],
+        }
+        self.record["session"] = self.config
+
+    # -- helpers -----------------------------------------------------------------------------
+    async def emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("event_id", new_id("event"))
+        await self.send(event)
+
+    async def error(self, code: str, message: str, param: str | None, event_id: Any) -> None:
+        self.record["errors"].append(code)
+        await self.emit(
+            {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": code,
+                    "message": message,
+                    "param": param,
+                    "event_id": event_id,
+                },
+            }
+        )
+
+    @property
+    def input_format(self) -> Format:
+        return format_of(self.config["audio"]["input"]["format"])
+
+    @property
+    def output_format(self) -> Format:
+        return format_of(self.config["audio"]["output"]["format"])
+
+    # -- client events -----------------------------------------------------------------------
+    async def on_text(self, raw: str | bytes) -> None:
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            await self.error("invalid_json", "The event is not valid JSON.", None, None)
+            return
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            await self.error("invalid_event", "An event must be an object with a type.", None, None)
+            return
+        kind = event["type"]
+        counts = self.record["events_received"]
+        counts[kind] = counts.get(kind, 0) + 1
+        handler = getattr(self, "on_" + kind.replace(".", "_"), None)
+        if handler is None:
+            await self.error(
+                "invalid_value", f"Invalid value: '{kind}'.", "type", event.get("event_id")
+            )
+            return
+        await handler(event, event.get("event_id"))
+
+    async def on_session_update(self, event: dict[str, Any], eid: Any) -> None:
+        session = event.get("session")
+        if not isinstance(session, dict):
+            await self.error("missing_required_parameter", "Missing 'session'.", "session", eid)
+            return
+        for name in session:
+            if name not in SESSION_FIELDS:
+                why = " (a beta field; see the GA session shape)" if name in BETA_FIELDS else ""
+                await self.error(
+                    "unknown_parameter", f"Unknown parameter: 'session.{name}'.{why}", name, eid
+                )
+                return
+        if session.get("type") != "realtime":
+            await self.error(
+                "missing_required_parameter",
+                "Missing required parameter: 'session.type'.",
+                "session.type",
+                eid,
+            )
+            return
+        audio = session.get("audio") or {}
+        for side in ("input", "output"):
+            fmt = (audio.get(side) or {}).get("format")
+            if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in FORMATS):
+                await self.error(
+                    "invalid_value",
+                    f"Invalid value: {fmt!r}. Supported values are: 'audio/pcm', 'audio/pcmu', "
+                    "and 'audio/pcma'.",
+                    f"session.audio.{side}.format.type",
+                    eid,
+                )
+                return
+        for name, value in session.items():
+            if name == "audio":
+                for side in ("input", "output"):
+                    self.config["audio"][side].update(value.get(side) or {})
+            elif name != "model":
+                self.config[name] = value
+        td = self.config["audio"]["input"].get("turn_detection") or {}
+        self.vad.silence_ms = int(td.get("silence_duration_ms") or 500)
+        await self.emit({"type": "session.updated", "session": self.config})
+
+    async def on_input_audio_buffer_append(self, event: dict[str, Any], eid: Any) -> None:
+        try:
+            data = base64.b64decode(event.get("audio") or "", validate=True)
+        except (binascii.Error, ValueError):
+            await self.error("invalid_value", "Invalid base64 in 'audio'.", "audio", eid)
+            return
+        if self.echo:
+            audio = event["audio"]
+            if data[:4] == BARGE_IN_MAGIC:
+                # The benchmark asks for a barge-in: the caller "starts speaking" now.
+                self.echo_turn += 1
+                self.record.setdefault("barge_in_sent_ns", []).append(time.monotonic_ns())
+                await self.emit(
+                    {
+                        "type": "input_audio_buffer.speech_started",
+                        "audio_start_ms": int(self.record["audio_in_ms"]),
+                        "item_id": new_id("item"),
+                    }
+                )
+                return
+            if data[:4] == STAMP_MAGIC and len(data) >= 20:
+                # The benchmark's timestamped frame: note when it reached "OpenAI".
+                stamped = data[:12] + time.monotonic_ns().to_bytes(8, "big") + data[20:]
+                audio = base64.b64encode(stamped).decode()
+            await self.emit(
+                {
+                    "type": "response.output_audio.delta",
+                    "response_id": f"resp_echo{self.echo_turn}",
+                    "item_id": f"item_echo{self.echo_turn}",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": audio,
+                }
+            )
+            return
+        fmt = self.input_format
+        ms = len(data) / fmt.bytes_per_ms
+        self.record["audio_in_ms"] += ms
+        self.record["audio_in_bytes"] += len(data)
+        self.buffer_ms += ms
+        td = self.config["audio"]["input"].get("turn_detection")
+        if not td:
+            return
+        for what, at_ms in self.vad.feed(fmt, data):
+            if what == "started":
+                await self._speech_started(at_ms, td)
+            else:
+                await self._speech_stopped(at_ms, td)
+
+    async def _speech_started(self, at_ms: int, td: dict[str, Any]) -> None:
+        self.speech_item = new_id("item")
+        self.record["speech"].append({"started_ms": at_ms, "stopped_ms": None})
+        await self.emit(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": at_ms,
+                "item_id": self.speech_item,
+            }
+        )
+        if td.get("interrupt_response", True) and self.active is not None:
+            await self.cancel("turn_detected")
+
+    async def _speech_stopped(self, at_ms: int, td: dict[str, Any]) -> None:
+        item_id = self.speech_item or new_id("item")
+        self.record["speech"][-1]["stopped_ms"] = at_ms
+        await self.emit(
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms, "item_id": item_id}
+        )
+        await self._commit(item_id)
+        if td.get("create_response", True):
+            await self.start_response({}, None)
+
+    async def _commit(self, item_id: str) -> None:
+        previous = self.items[-1]["id"] if self.items else None
+        spoken_s = self.buffer_ms / 1000
+        self.buffer_ms = 0.0
+        item = {
+            "id": item_id,
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        self.items.append(item)
+        await self.emit(
+            {
+                "type": "input_audio_buffer.committed",
+                "previous_item_id": previous,
+                "item_id": item_id,
+            }
+        )
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": item}
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
+        )
+        if self.config["audio"]["input"].get("transcription"):
+            await self.emit(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": f"(caller spoke {spoken_s:.1f} s)",
+                    "usage": {"type": "duration", "seconds": round(spoken_s, 1)},
+                }
+            )
+
+    async def on_input_audio_buffer_commit(self, event: dict[str, Any], eid: Any) -> None:
+        if self.buffer_ms < 100:
+            await self.error(
+                "input_audio_buffer_commit_empty",
+                f"Error committing input audio buffer: buffer too small. Expected at least 100ms "
+                f"of audio, but buffer only has {self.buffer_ms:.2f}ms of audio.",
+                None,
+                eid,
+            )
+            return
+        await self._commit(new_id("item"))
+
+    async def on_input_audio_buffer_clear(self, event: dict[str, Any], eid: Any) -> None:
+        self.buffer_ms = 0.0
+        await self.emit({"type": "input_audio_buffer.cleared"})
+
+    async def on_conversation_item_create(self, event: dict[str, Any], eid: Any) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type") not in (
+            "message",
+            "function_call",
+            "function_call_output",
+        ):
+            await self.error("invalid_value", "Invalid 'item'.", "item", eid)
+            return
+        item = {"id": item.get("id") or new_id("item"), "status": "completed", **item}
+        previous = self.items[-1]["id"] if self.items else None
+        self.items.append(item)
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": item}
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
+        )
+
+    async def on_response_create(self, event: dict[str, Any], eid: Any) -> None:
+        if self.echo:
+            return  # echo mode (benchmarks) speaks only what it hears
+        if self.active is not None:
+            await self.error(
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {self.active_id}. "
+                "Wait until the response is finished before creating a new one.",
+                None,
+                eid,
+            )
+            return
+        await self.start_response(event.get("response") or {}, eid)
+
+    async def on_response_cancel(self, event: dict[str, Any], eid: Any) -> None:
+        if self.active is None:
+            await self.error(
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found",
+                None,
+                eid,
+            )
+            return
+        await self.cancel("client_cancelled")
+
+    async def on_conversation_item_truncate(self, event: dict[str, Any], eid: Any) -> None:
+        item_id = event.get("item_id")
+        end_ms = event.get("audio_end_ms")
+        if self.echo and str(item_id).startswith("item_echo"):
+            self.audio_sent_ms[item_id] = float("inf")  # echo items have no fixed length
+        if item_id not in self.audio_sent_ms:
+            await self.error(
+                "item_truncate_invalid_item_id",
+                f"Item with item_id not found: {item_id}",
+                "item_id",
+                eid,
+            )
+            return
+        sent = self.audio_sent_ms[item_id]
+        if not isinstance(end_ms, int) or end_ms < 0:
+            await self.error("invalid_value", "Invalid 'audio_end_ms'.", "audio_end_ms", eid)
+            return
+        if end_ms > sent + 0.5:
+            await self.error(
+                "invalid_value",
+                f"Audio content of {sent:.0f}ms is already shorter than {end_ms}ms",
+                "audio_end_ms",
+                eid,
+            )
+            return
+        self.record["truncations"].append({"item_id": item_id, "audio_end_ms": end_ms})
+        await self.emit(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": event.get("content_index", 0),
+                "audio_end_ms": end_ms,
+            }
+        )
+
+    # -- responses ---------------------------------------------------------------------------
+    def reply_text(self, params: dict[str, Any]) -> str:
+        sources = [str(params.get("instructions") or "")]
+        if params.get("conversation") != "none":
+            for item in reversed(self.items):
+                if item.get("role") == "user":
+                    sources += [
+                        str(c.get("text") or "")
+                        for c in item.get("content") or []
+                        if c.get("type") == "input_text"
+                    ]
+                    break
+        for text in sources:
+            if m := _SAY.search(text):
+                return m.group(1)
+        return CANNED
+
+    async def start_response(self, params: dict[str, Any], eid: Any) -> None:
+        response_id, item_id = new_id("resp"), new_id("item")
+        text = self.reply_text(params)
+        modalities = params.get("output_modalities") or self.config["output_modalities"]
+        record = {
+            "id": response_id,
+            "item_id": item_id,
+            "status": "in_progress",
+            "text": text,
+            "audio_ms_sent": 0,
+            "instructions": params.get("instructions"),
+        }
+        self.record["responses"].append(record)
+        self.active_id = response_id
+        self.active = asyncio.get_running_loop().create_task(
+            self._stream(response_id, item_id, text, "audio" in modalities, record)
+        )
+
+    async def cancel(self, reason: str) -> None:
+        task, self.active = self.active, None
+        if task is None:
+            return
+        self.record["cancels"] += 1
+        task.cancel()
+        record = next(r for r in self.record["responses"] if r["id"] == self.active_id)
+        record["status"] = "cancelled"
+        await self.emit(
+            {
+                "type": "response.done",
+                "response": {
+                    "id": self.active_id,
+                    "object": "realtime.response",
+                    "status": "cancelled",
+                    "status_details": {"type": "cancelled", "reason": reason},
+                    "output": [],
+                },
+            }
+        )
+
+    async def _stream(
+        self, response_id: str, item_id: str, text: str, audio: bool, record: dict[str, Any]
+    ) -> None:
+        base = {"response_id": response_id, "item_id": item_id, "output_index": 0}
+        item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress"}
+        await self.emit(
+            {
+                "type": "response.created",
+                "response": {
+                    "id": response_id,
+                    "object": "realtime.response",
+                    "status": "in_progress",
+                },
+            }
+        )
+        await self.emit(
+            {
+                "type": "response.output_item.added",
+                "response_id": response_id,
+                "output_index": 0,
+                "item": item,
+            }
+        )
+        await self.emit({"type": "conversation.item.added", "item": item})
+        part = {"type": "audio" if audio else "text"}
+        await self.emit(
+            {"type": "response.content_part.added", **base, "content_index": 0, "part": part}
+        )
+        total_ms = max(500, MS_PER_CHAR * len(text))
+        fmt = self.output_format if audio else PCM24
+        freq = 300 + 40 * (len(self.record["responses"]) % 6)
+        pcm = fmt.tone(total_ms, freq) if audio else b""
+        chunks = max(1, -(-total_ms // CHUNK_MS))
+        started = time.monotonic()
+        self.audio_sent_ms[item_id] = 0.0
+        per_chunk = fmt.bytes_per_ms * CHUNK_MS
+        for i in range(chunks):
+            words = text[len(text) * i // chunks : len(text) * (i + 1) // chunks]
+            if audio:
+                chunk = pcm[i * per_chunk : (i + 1) * per_chunk]
+                await self.emit(
+                    {
+                        "type": "response.output_audio.delta",
+                        **base,
+                        "content_index": 0,
+                        "delta": base64.b64encode(chunk).decode(),
+                    }
+                )
+                self.audio_sent_ms[item_id] += len(chunk) / fmt.bytes_per_ms
+                record["audio_ms_sent"] = self.audio_sent_ms[item_id]
+                kind = "response.output_audio_transcript.delta"
+            else:
+                kind = "response.output_text.delta"
+            await self.emit({"type": kind, **base, "content_index": 0, "delta": words})
+            delay = started + (i + 1) * CHUNK_MS / 1000 / self.speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if audio:
+            await self.emit({"type": "response.output_audio.done", **base, "content_index": 0})
+            await self.emit(
+                {
+                    "type": "response.output_audio_transcript.done",
+                    **base,
+                    "content_index": 0,
+                    "transcript": text,
+                }
+            )
+        else:
+            await self.emit(
+                {"type": "response.output_text.done", **base, "content_index": 0, "text": text}
+            )
+        done_item = {
+            **item,
+            "status": "completed",
+            "content": [{"type": "output_audio" if audio else "output_text", "transcript": text}],
+        }
+        await self.emit(
+            {"type": "response.content_part.done", **base, "content_index": 0, "part": part}
+        )
+        await self.emit(
+            {
+                "type": "response.output_item.done",
+                "response_id": response_id,
+                "output_index": 0,
+                "item": done_item,
+            }
+        )
+        await self.emit({"type": "conversation.item.done", "item": done_item})
+        self.items.append(done_item)
+        self.active = None
+        record["status"] = "completed"
+        await self.emit(
+            {
+                "type": "response.done",
+                "response": {
+                    "id": response_id,
+                    "object": "realtime.response",
+                    "status": "completed",
+                    "status_details": None,
+                    "output": [done_item],
+                    "usage": {
+                        "total_tokens": len(text),
+                        "input_tokens": 0,
+                        "output_tokens": len(text),
+                    },
+                },
+            }
+        )
+
+    def close(self, code: int | None) -> None:
+        if self.active is not None:
+            self.active.cancel()
+            self.active = None
+        self.record.update(open=False, closed_at=time.time(), closed_code=code)

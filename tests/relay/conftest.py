@@ -1,0 +1,204 @@
+"""Real processes for relay tests: the relay (``python -m relay``), the Realtime simulator
+(``python -m sandbox.realtime_sim``), a byte-exact echo upstream, and the suite's Redis.
+
+Relays and upstreams start once per module; Redis is flushed before every test (``redis_url``),
+which clears nonces and rate-limit windows. Each test that opens browser sockets uses its own
+client IP through ``X-Forwarded-For`` (the main relay trusts one proxy hop), so the per-IP
+upgrade limit of one test never spills into another.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websocket
+
+from common import tokens
+from tests.relay.doubles import EchoUpstream
+from tests.support import PYTHON, TEST_REDIS_DB, Proc, base_env, free_port, wait_for, wait_port
+
+KEY = os.urandom(32)
+API_KEY = "sk-sim-relay-tests"
+ORIGIN = "https://www.gateframes.com"
+REDIS_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+_ips = itertools.count(1)
+
+
+def fresh_ip() -> str:
+    """A client IP no other test in this run has used."""
+    n = next(_ips)
+    return f"198.51.{n // 250}.{n % 250 + 1}"
+
+
+def mint(origin: str = "client", ttl: int = 300) -> str:
+    return tokens.mint(KEY, origin, ttl)
+
+
+def http(method: str, url: str, body: Any = None, headers: dict | None = None):
+    """(status, headers, body bytes) without raising on 4xx/5xx."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+@dataclass
+class Relay:
+    proc: Proc
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.proc.log_text()
+
+    def browser(
+        self,
+        token: str | None = None,
+        *,
+        ip: str | None = None,
+        origin: str | None = ORIGIN,
+        path: str | None = None,
+        protocols: list[str] | None = None,
+        timeout: float = 15,
+    ) -> websocket.WebSocket:
+        """Open a browser socket (raises websocket.WebSocketBadStatusException on refusal)."""
+        token = mint() if token is None else token
+        url = self.base + (path if path is not None else f"/token/{token}")
+        headers = [f"X-Forwarded-For: {ip or fresh_ip()}"]
+        kwargs: dict[str, Any] = {"header": headers, "timeout": timeout}
+        if origin is None:
+            kwargs["suppress_origin"] = True
+        else:
+            kwargs["origin"] = origin
+        if protocols:
+            kwargs["subprotocols"] = protocols
+        return websocket.create_connection(url, **kwargs)
+
+
+@dataclass
+class Sim:
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
+
+    def sessions(self) -> list[dict[str, Any]]:
+        status, _, body = http("GET", f"http://127.0.0.1:{self.port}/_sandbox/sessions")
+        assert status == 200, body
+        data = json.loads(body)
+        return data["sessions"] if isinstance(data, dict) else data
+
+    def open_sessions(self) -> list[dict[str, Any]]:
+        return [s for s in self.sessions() if session_is_open(s)]
+
+    def reset(self) -> None:
+        status, _, body = http("GET", f"http://127.0.0.1:{self.port}/_sandbox/reset")
+        assert status == 200, body
+
+    def fault(self, spec: dict[str, Any]) -> None:
+        query = urllib.parse.urlencode({k: "null" if v is None else v for k, v in spec.items()})
+        status, _, body = http("GET", f"http://127.0.0.1:{self.port}/_sandbox/faults?{query}")
+        assert status in (200, 201, 204), body
+
+
+def session_is_open(session: dict[str, Any]) -> bool:
+    """The simulator's open/closed flag, whichever spelling it uses."""
+    if "open" in session:
+        return bool(session["open"])
+    if "closed" in session:
+        return not session["closed"]
+    return session.get("state") == "open"
+
+
+@pytest.fixture(scope="module")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("relay-logs")
+
+
+@pytest.fixture(scope="module")
+def sim(logs_dir: Path) -> Iterator[Sim]:
+    port = free_port()
+    args = [PYTHON, "-m", "sandbox.realtime_sim", "--host", "127.0.0.1", "--port", str(port)]
+    proc = Proc("realtime-sim", [*args, "--api-key", API_KEY], base_env(), logs_dir)
+    try:
+        wait_port(port, proc=proc.popen)
+        yield Sim(proc, port)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[EchoUpstream]:
+    upstream = EchoUpstream()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def start_relay(logs_dir: Path) -> Iterator[Callable[..., Relay]]:
+    """``start_relay(upstream_url, **env)``: a relay process for this module."""
+    procs: list[Proc] = []
+
+    def start(upstream_url: str, name: str = "relay", **env: str) -> Relay:
+        port = free_port()
+        child_env = base_env(
+            {
+                "OPENAI_REALTIME_URL": upstream_url,
+                "OPENAI_API_KEY": API_KEY,
+                "ENCRYPTION_KEY": base64.b64encode(KEY).decode(),
+                "REDIS_URL": REDIS_URL,
+                "LOG_FORMAT": "text",
+                **env,
+            }
+        )
+        args = [PYTHON, "-m", "relay", "--host", "127.0.0.1", "--port", str(port)]
+        proc = Proc(f"{name}-{port}", args, child_env, logs_dir)
+        procs.append(proc)
+        wait_port(port, proc=proc.popen)
+        return Relay(proc, port)
+
+    yield start
+    for proc in procs:
+        proc.stop()
+
+
+def wait_closed(ws: websocket.WebSocket, timeout: float = 15) -> tuple[int, str, list[str]]:
+    """Read until the relay closes: (close code, reason, text messages seen before it)."""
+    ws.settimeout(timeout)
+    seen: list[str] = []
+    while True:
+        opcode, frame = ws.recv_data_frame(True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            data = frame.data
+            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+            return code, data[2:].decode(), seen
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            seen.append(frame.data.decode())
+
+
+__all__ = ["Relay", "Sim", "fresh_ip", "http", "mint", "wait_closed", "wait_for"]

@@ -1,0 +1,116 @@
+"""Heavy reliability runs (``make soak``): a thousand texts through worker kills and a Redis
+restart, every one answered exactly once.
+
+The Redis here is a private server with an fsync-always append-only file: a Redis restart
+keeps the queue only when Redis persists it, and production Redis for this service must be
+configured that way (README, "Deploy"). While it is down, webhooks are spooled to disk by the
+web process and drained when it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.sms.stack import BOT, Stack
+from tests.support import PrivateRedis, wait_for
+
+pytestmark = [pytest.mark.soak, pytest.mark.timeout(1200)]
+
+MESSAGES = 1000
+CONVERSATIONS = 100  # ten texts each: under the per-conversation limit of 12 per 30 s
+
+
+def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path) -> None:
+    server = PrivateRedis(tmp_path / "redis", persistent=True)
+    (tmp_path / "redis").mkdir()
+    server.start()
+    stack = Stack(
+        tmp_path,
+        server.url,
+        env={
+            "PUBLISH_RETRY_SECONDS": "0.5",
+            "CELERY_VISIBILITY_TIMEOUT": "10",
+            "TASK_LOCK_SECONDS": "10",
+            "INBOX_REDELIVER_SECONDS": "30",
+        },
+        worker_concurrency=4,
+    ).start()
+    sent: list[dict] = []
+    lock = threading.Lock()
+    try:
+        convs = [
+            stack.text(f"+1415555{i:04d}", "hello")["conversation_sid"]
+            for i in range(CONVERSATIONS)
+        ]
+        wait_for(lambda: all(stack.bot_messages(c) for c in convs[-3:]), timeout=120)
+
+        def send(n: int) -> None:
+            conv = convs[n % CONVERSATIONS]
+            got = stack.text(
+                f"+1415555{n % CONVERSATIONS:04d}", f"message {n}", conversation_sid=conv
+            )
+            assert got["webhook_status"] == 200, got
+            with lock:
+                sent.append(got)
+
+        chaos_done = threading.Event()
+
+        def chaos() -> None:
+            time.sleep(3)
+            stack.kill_worker("worker")
+            stack.start_worker("worker2")
+            time.sleep(4)
+            server.stop()  # Redis down: webhooks spool to disk
+            time.sleep(3)
+            server.start()
+            time.sleep(4)
+            stack.kill_worker("worker2")
+            stack.start_worker("worker3")
+            chaos_done.set()
+
+        threading.Thread(target=chaos, daemon=True).start()
+        with ThreadPoolExecutor(8) as pool:
+            for n in range(MESSAGES):
+                pool.submit(send, n)
+                time.sleep(0.015)  # ~60 texts a second, spread over the chaos
+        assert chaos_done.wait(60)
+        assert len(sent) == MESSAGES
+
+        want = {s["message_sid"] for s in sent}
+
+        def answered() -> set[str]:
+            state = stack.state()["conversations"]
+            convs_list = state.values() if isinstance(state, dict) else state
+            return {
+                json.loads(m.get("attributes") or "{}").get("reply_to")
+                for c in convs_list
+                for m in c["messages"]
+                if m["author"] == BOT
+            }
+
+        try:
+            wait_for(lambda: want <= answered(), timeout=300, interval=1.0)
+        except TimeoutError:
+            missing = want - answered()
+            print(stack.logs())
+            raise AssertionError(f"{len(missing)} of {MESSAGES} never answered") from None
+        stack.settle(12)  # longer than the visibility timeout: any duplicate would show now
+        replies: dict[str, int] = {}
+        state = stack.state()["conversations"]
+        for c in state.values() if isinstance(state, dict) else state:
+            for m in c["messages"]:
+                if m["author"] == BOT:
+                    ref = json.loads(m.get("attributes") or "{}").get("reply_to")
+                    replies[ref] = replies.get(ref, 0) + 1
+        doubles = {k: v for k, v in replies.items() if v != 1}
+        assert not doubles, f"answered more than once: {doubles}"
+        assert want <= set(replies)
+    finally:
+        stack.stop()
+        server.stop()
