@@ -40,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common.config import Config
 from common.twilio_client import make_client
-from relay import admission, metrics
+from relay import admission, metrics, notify
 from relay.admission import Admitted, Gate, Refusal
 from relay.browser import BrowserSession, Close
 from relay.frames import FastWebSocket
@@ -132,6 +132,12 @@ class RelayApp:
         metrics.FRAMES.labels(TWILIO_SURFACE, "in").inc(call.frames_in)
         metrics.FRAMES.labels(TWILIO_SURFACE, "out").inc(call.frames_out)
         metrics.BARGE_INS.inc(call.bridge.barge_ins)
+        if ended.reason in notify.VOICEMAIL_REASONS and self.cfg.voicemail_notify_to:
+            bridge = call.bridge
+            lines = list(bridge.transcript.lines)
+            gevent.spawn(
+                notify.queue_voicemail_notice, bridge.call_sid, bridge.params, ended.reason, lines
+            )
 
     def complete_call(self, call_sid: str) -> None:
         """REST fallback for a deliberate hang-up: set the call ``completed``."""

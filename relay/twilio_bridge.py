@@ -80,6 +80,16 @@ def _dumps(obj: dict[str, Any]) -> str:
     return orjson.dumps(obj).decode()
 
 
+def _transcript_of(response: dict[str, Any]) -> str:
+    """The audio transcript in a ``response.done`` payload's output items (GA shape)."""
+    parts = []
+    for item in response.get("output") or []:
+        for content in (item.get("content") or []) if isinstance(item, dict) else []:
+            if isinstance(content, dict) and isinstance(content.get("transcript"), str):
+                parts.append(content["transcript"])
+    return " ".join(parts)
+
+
 def direction_of(params: dict[str, str]) -> str:
     """The greeting kind from the stream's custom parameters."""
     if "machine" in (params.get("amd") or "").lower():
@@ -106,6 +116,9 @@ class TwilioBridge:
         self._pending_upstream: list[str] = []
         self._active_response: str | None = None
         self._discarded: set[str] = set()
+        # Interrupted responses still belong in the call's transcript, marked as such.
+        self._cut_off: dict[str, str] = {}  # response id → how it was cut off
+        self._transcript_line: dict[str, int] = {}  # response id → its transcript line
         self._phase = "talking"  # talking → goodbye_pending → goodbye → done
         self._goodbye_deadline: float | None = None
         self._voicemail_response: str | None = None
@@ -256,8 +269,7 @@ class TwilioBridge:
         elif kind == "response.done":
             self._on_response_done(out, event, now)
         elif kind == "response.output_audio_transcript.done":
-            if event.get("response_id") not in self._discarded:
-                self.transcript.add("assistant", str(event.get("transcript") or ""))
+            self._assistant_said(str(event.get("response_id") or ""), event.get("transcript"))
         elif kind == "conversation.item.input_audio_transcription.completed":
             self.transcript.add("caller", str(event.get("transcript") or ""))
         elif kind == "conversation.item.truncated":
@@ -303,6 +315,7 @@ class TwilioBridge:
             heard = item.played_at(now)
             if heard < item.sent_ms - 1e-6:
                 truncations.append((item.item_id, round(max(0.0, min(heard, item.sent_ms)))))
+                self._mark_cut_off(item.response_id, f"interrupted at {heard / 1000:.1f} s")
             self._discarded.add(item.response_id)
         self._twilio(out, {"event": "clear", "streamSid": self.stream_sid})
         self.playback.clear()
@@ -322,11 +335,35 @@ class TwilioBridge:
         for item_id in list(self.playback.items):
             self.playback.forget(item_id)
 
+    def _assistant_said(self, response_id: str, text: Any) -> None:
+        """One transcript line per response; a cut-off one says so (it was not all heard)."""
+        if not isinstance(text, str) or not text.strip() or response_id in self._transcript_line:
+            return
+        if response_id in self._discarded and response_id not in self._cut_off:
+            return  # discarded before any of it was played: the caller heard none of it
+        self._transcript_line[response_id] = len(self.transcript.lines)
+        self.transcript.add(self._speaker(response_id), text)
+
+    def _speaker(self, response_id: str) -> str:
+        how = self._cut_off.get(response_id)
+        return f"assistant ({how})" if how else "assistant"
+
+    def _mark_cut_off(self, response_id: str, how: str) -> None:
+        """Label the response (and its line, if its transcript came before the cut)."""
+        self._cut_off[response_id] = how
+        line = self._transcript_line.get(response_id)
+        if line is not None:
+            lines = self.transcript.lines
+            lines[line] = (self._speaker(response_id), lines[line][1])
+
     def _on_response_done(self, out: list[Output], event: dict[str, Any], now: float) -> None:
         response = event.get("response") or {}
         response_id = response.get("id")
         if response_id == self._active_response:
             self._active_response = None
+        if response_id in self._cut_off and response_id not in self._transcript_line:
+            # A cancelled response may end without a transcript event; its output has one.
+            self._assistant_said(str(response_id), _transcript_of(response))
         if self.voicemail and self._voicemail_response is None and self._phase == "talking":
             # Hang up only once Twilio says the whole message has played (the old Worker hung
             # up here and cut the voicemail off).
@@ -365,6 +402,7 @@ class TwilioBridge:
             if self._active_response is not None:
                 self._phase = "goodbye_pending"
                 self._discarded.add(self._active_response)
+                self._mark_cut_off(self._active_response, "cut off by the time limit")
                 self._twilio(out, {"event": "clear", "streamSid": self.stream_sid})
                 self.playback.clear()
                 self._openai(out, {"type": "response.cancel"})

@@ -98,13 +98,20 @@ def call(args: argparse.Namespace) -> int:
     _follow_transcript(args.redis_url, call_sid)
     caller = phone.Phone(target.url, target.params, call_sid=call_sid)
     caller.connect()
-    speech = phone.read_audio(args.wav) if args.wav else phone.tone(1200)
-    caller.silence(args.listen_first * 1000)
-    if not args.answered_by:
-        caller.send_audio(speech)
+    caller.start_line()  # media every 20 ms from now on, silence unless the caller speaks
     deadline = time.monotonic() + args.max_seconds
-    while not caller.closed.is_set() and time.monotonic() < deadline:
-        caller.silence(500)
+    if not args.answered_by:
+        speech = phone.read_audio(args.wav) if args.wav else phone.tone(1200)
+        if args.listen_first is None:
+            _until_quiet(caller, deadline)  # let the greeting finish, as a polite caller does
+        else:
+            time.sleep(args.listen_first)  # a number can make the caller interrupt (barge-in)
+        caller.say(speech)
+        while caller.speaking() and not caller.closed.is_set():
+            time.sleep(0.05)
+        _until_quiet(caller, deadline)  # the assistant's answer
+    else:
+        caller.wait_closed(max(0.0, deadline - time.monotonic()))  # ends once the message played
     if not caller.closed.is_set():
         caller.hang_up()
         caller.wait_closed(5)
@@ -123,6 +130,20 @@ def call(args: argparse.Namespace) -> int:
         phone.save_wav(bytes(caller.heard), args.out)
         print(f"wrote {args.out}")
     return 0
+
+
+def _until_quiet(caller, deadline: float, quiet_s: float = 1.5) -> None:
+    """Wait until the assistant has said something and then been silent for ``quiet_s``
+    (nothing new heard, nothing left to play), or the call ends, or ``deadline``."""
+    heard_before = last = len(caller.heard)
+    changed = time.monotonic()
+    while not caller.closed.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now, heard = time.monotonic(), len(caller.heard)
+        if heard != last or caller.unplayed_bytes():
+            last, changed = heard, now
+        elif heard > heard_before and now - changed >= quiet_s:
+            return
 
 
 def _follow_transcript(redis_url: str, call_sid: str) -> None:
@@ -190,7 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where the relay publishes live transcripts (default: REDIS_URL)",
     )
-    c.add_argument("--listen-first", type=int, default=4, help="seconds before speaking")
+    c.add_argument(
+        "--listen-first",
+        type=float,
+        default=None,
+        help="seconds before speaking (default: until the greeting has played; a short "
+        "value interrupts it, to try barge-in)",
+    )
     c.add_argument("--max-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
     if args.command == "call" and args.redis_url is None:

@@ -470,6 +470,31 @@ class Session:
         task.cancel()
         record = next(r for r in self.record["responses"] if r["id"] == self.active_id)
         record["status"] = "cancelled"
+        output = []
+        if "spoken" in record:
+            # As the real service does: the interrupted item ends "incomplete", carrying what
+            # was generated so far, in output_item.done and in response.done's output.
+            content = (
+                {"type": "output_audio", "transcript": record["spoken"]}
+                if record["audio"]
+                else {"type": "output_text", "text": record["spoken"]}
+            )
+            item = {
+                "id": record["item_id"],
+                "type": "message",
+                "role": "assistant",
+                "status": "incomplete",
+                "content": [content],
+            }
+            output.append(item)
+            await self.emit(
+                {
+                    "type": "response.output_item.done",
+                    "response_id": self.active_id,
+                    "output_index": 0,
+                    "item": item,
+                }
+            )
         await self.emit(
             {
                 "type": "response.done",
@@ -478,7 +503,7 @@ class Session:
                     "object": "realtime.response",
                     "status": "cancelled",
                     "status_details": {"type": "cancelled", "reason": reason},
-                    "output": [],
+                    "output": output,
                 },
             }
         )
@@ -519,8 +544,10 @@ class Session:
         started = time.monotonic()
         self.audio_sent_ms[item_id] = 0.0
         per_chunk = fmt.bytes_per_ms * CHUNK_MS
+        record["audio"], record["spoken"] = audio, ""
         for i in range(chunks):
             words = text[len(text) * i // chunks : len(text) * (i + 1) // chunks]
+            record["spoken"] += words
             if audio:
                 chunk = pcm[i * per_chunk : (i + 1) * per_chunk]
                 await self.emit(

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.twilio_sim import calls, control, conversations
+from sandbox.twilio_sim import calls, control, conversations, messages
 from sandbox.twilio_sim.context import Sim, sim
 from sandbox.twilio_sim.errors import TwilioError, error_response
 from sandbox.twilio_sim.store import SimConfig
@@ -29,6 +29,7 @@ def create_app(cfg: SimConfig) -> Flask:
     app.extensions["twilio_sim"] = Sim.create(cfg)
     app.register_blueprint(conversations.bp)
     app.register_blueprint(calls.bp)
+    app.register_blueprint(messages.bp)
     app.register_blueprint(control.bp)
     app.before_request(_guard)
     app.after_request(_finish)

@@ -59,6 +59,7 @@ class Store:
         with self.lock:
             self.conversations: dict[str, Conversation] = {}
             self.calls: dict[str, dict[str, Any]] = {}
+            self.messages: dict[str, dict[str, Any]] = {}  # Api 2010 SMS, by SID
             self._seq = itertools.count(1)
 
     def seq(self) -> int:
@@ -259,6 +260,7 @@ class Store:
             "phone_numbers": list(self.cfg.phone_numbers),
             "conversations": conversations,
             "calls": calls,
+            "sms": [dict(m) for m in self.messages.values()],
         }
 
 

@@ -248,6 +248,56 @@ def test_transcript_collects_both_sides() -> None:
     assert bridge.transcript_text() == "caller: I need a gate\nassistant: Sure, what width?"
 
 
+def transcript_done(bridge: TwilioBridge, response: str, text: str, now: float) -> None:
+    event = {"type": "response.output_audio_transcript.done", "response_id": response}
+    bridge.on_openai({**event, "transcript": text}, now)
+
+
+def test_transcript_marks_what_the_caller_interrupted() -> None:
+    bridge, _ = make()
+    speak(bridge, "resp_1", "item_1", 10, 100, 1.0)  # 1 s of audio, generated at once
+    transcript_done(bridge, "resp_1", "Welcome to GateFrames, how can I help?", 1.0)
+    bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.4)  # 0.4 s heard
+    bridge.on_openai(
+        {"type": "response.done", "response": {"id": "resp_1", "status": "completed"}}, 1.4
+    )
+    speak(bridge, "resp_2", "item_2", 5, 100, 3.0)
+    transcript_done(bridge, "resp_2", "Sure.", 3.0)
+    assert bridge.transcript.lines == [
+        ("assistant (interrupted at 0.4 s)", "Welcome to GateFrames, how can I help?"),
+        ("assistant", "Sure."),
+    ]
+
+
+def test_cancelled_response_transcript_comes_from_response_done_once() -> None:
+    bridge, _ = make()
+    speak(bridge, "resp_1", "item_1", 10, 100, 1.0)
+    bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.25)
+    output = [{"type": "message", "content": [{"type": "output_audio", "transcript": "Hello th"}]}]
+    done = {"id": "resp_1", "status": "cancelled", "output": output}
+    bridge.on_openai({"type": "response.done", "response": done}, 1.3)
+    transcript_done(bridge, "resp_1", "Hello th", 1.3)  # a late duplicate adds nothing
+    assert bridge.transcript.lines == [("assistant (interrupted at 0.2 s)", "Hello th")]
+
+
+def test_response_cancelled_before_any_audio_is_not_in_the_transcript() -> None:
+    bridge, _ = make()
+    bridge.on_openai({"type": "response.created", "response": {"id": "resp_1"}}, 1.0)
+    bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.1)
+    transcript_done(bridge, "resp_1", "never heard", 1.2)
+    assert bridge.transcript.lines == []
+
+
+def test_time_cap_marks_the_response_it_cut_off() -> None:
+    bridge, _ = make(time_limit_s=5.0)
+    speak(bridge, "resp_1", "item_1", 2, 100, 4.9)
+    transcript_done(bridge, "resp_1", "Our swing gates come in", 4.9)
+    bridge.on_tick(5.0)
+    assert bridge.transcript.lines == [
+        ("assistant (cut off by the time limit)", "Our swing gates come in")
+    ]
+
+
 def test_garbage_is_tolerated() -> None:
     bridge, _ = make()
     for msg in (

@@ -153,6 +153,13 @@ def test_speech_over_a_response_cancels_it_and_commits_the_turn(sim: str):
     cancelled, seen = until(ws, "response.done")
     assert cancelled["response"]["status"] == "cancelled"
     assert cancelled["response"]["status_details"]["reason"] == "turn_detected"
+    # The interrupted item ends "incomplete" with what was said so far, in both done events.
+    [item] = cancelled["response"]["output"]
+    assert item["status"] == "incomplete"
+    spoken = item["content"][0]["transcript"]
+    assert spoken and ("word " * 60).startswith(spoken)
+    [item_done] = [e for e in seen if e["type"] == "response.output_item.done"]
+    assert item_done["item"] == item
     assert any(e["type"] == "input_audio_buffer.speech_started" for e in seen)
     until(ws, "input_audio_buffer.committed")
     text = until(ws, "conversation.item.input_audio_transcription.completed")[0]["transcript"]

@@ -43,7 +43,15 @@ class Call:
 
 
 class VoiceStack:
-    def __init__(self, log_dir: Path, redis_url: str, relay_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        log_dir: Path,
+        redis_url: str,
+        relay_env: dict[str, str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        worker: bool = False,
+    ):
         self.log_dir = log_dir
         self.key = secrets.token_bytes(32)
         self.auth_token = secrets.token_hex(16)
@@ -67,9 +75,11 @@ class VoiceStack:
                 "BOT_PROJECTED_ADDRESS": BOT_NUMBER,
                 "REDIS_URL": redis_url,
                 "LOG_FORMAT": "json",
+                **(env or {}),
             }
         )
         self.relay_env = relay_env or {}
+        self.worker = worker
         self.procs: dict[str, Proc] = {}
 
     def start(self, realtime_speed: float = 4.0) -> VoiceStack:
@@ -96,6 +106,10 @@ class VoiceStack:
         )
         self.procs["web"] = self._proc("web", "webhooks", self.web_port)
         self.procs["relay"] = self._proc("relay", "relay", self.relay_port, env=self.relay_env)
+        if self.worker:
+            celery = ["-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO"]
+            celery += ["--concurrency", "1", "--without-gossip", "--without-mingle"]
+            self.procs["worker"] = Proc("worker", [PYTHON, *celery], self.env, self.log_dir)
         for name, port in (
             ("realtime", self.realtime_port),
             ("twilio", self.twilio_port),
@@ -159,6 +173,9 @@ class VoiceStack:
     def realtime_fault(self, **fault: Any) -> None:
         query = urlencode({k: "null" if v is None else v for k, v in fault.items()})
         http_json("GET", f"{self.realtime_http}/_sandbox/faults?{query}")
+
+    def twilio_state(self) -> dict[str, Any]:
+        return http_json("GET", f"http://127.0.0.1:{self.twilio_port}/_sandbox/state")
 
     def realtime_reset(self) -> None:
         http_json("GET", self.realtime_http + "/_sandbox/reset")

@@ -1,0 +1,63 @@
+"""Work the relay hands to the Celery workers once a call is over.
+
+The relay never calls Twilio REST for a notification on a call's greenlets; it queues a task
+(a Redis write) and the workers do the slow part with retries. Queuing retries the broker
+for a few seconds; a notice that cannot be queued is logged with its call SID.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from tasks.voicemail import NOTIFY_VOICEMAIL
+
+log = logging.getLogger(__name__)
+
+VOICEMAIL_REASONS = ("voicemail_left", "voicemail_timeout")
+
+_app: Celery | None = None
+
+
+def _celery() -> Celery:
+    """A producer-only Celery app on the workers' broker (no Flask app in the relay)."""
+    global _app
+    if _app is None:
+        _app = Celery("gateframes")
+        _app.config_from_object("celeryconfig")
+    return _app
+
+
+def callee_of(params: dict[str, str]) -> str:
+    """The number that was called: ``to`` on an outbound call (our ``@call``), else ``from``."""
+    outbound = (params.get("direction") or "").lower() == "outbound"
+    return params.get("to" if outbound else "from") or ""
+
+
+def queue_voicemail_notice(
+    call_sid: str, params: dict[str, str], reason: str, lines: list[tuple[str, str]]
+) -> bool:
+    notice: dict[str, Any] = {
+        "call_sid": call_sid,
+        "callee": callee_of(params),
+        "reason": reason,
+        "lines": [list(line) for line in lines],
+    }
+    try:
+        _celery().send_task(
+            NOTIFY_VOICEMAIL,
+            args=[notice],
+            retry=True,
+            retry_policy={"max_retries": 6, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except Exception as exc:
+        log.error(
+            "voicemail notice not queued: %s",
+            type(exc).__name__,
+            extra={"call_sid": call_sid, "outcome": "notice_lost"},
+        )
+        return False
+    log.info("voicemail notice queued", extra={"call_sid": call_sid, "outcome": "queued"})
+    return True

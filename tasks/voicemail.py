@@ -1,0 +1,99 @@
+"""The voicemail notice: an SMS to ``VOICEMAIL_NOTIFY_TO`` when the assistant left a voicemail.
+
+The relay knows when a voicemail was left (it ends the call once Twilio has played the whole
+message) but never calls Twilio REST on a call's path, so it queues this task with the call's
+transcript. Sent at most once per call: a lock keeps two deliveries apart and a Redis marker,
+set once Twilio accepted the SMS, stops a redelivery. Transient Twilio failures are retried
+with backoff; a notice that still cannot be sent is logged with its call SID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import redis
+from celery import shared_task
+from celery.exceptions import Retry
+
+from common.config import Config, get_config
+from common.redis_util import get_redis, key
+from common.twilio_client import get_twilio
+from tasks.convo import is_transient
+from tasks.twilio_ops import MARKER_SECONDS
+
+log = logging.getLogger(__name__)
+
+NOTIFY_VOICEMAIL = "gateframes.voicemail.notify"
+MAX_SMS_CHARS = 1600
+
+
+def notice_text(notice: dict[str, Any]) -> str:
+    """What the notified person reads: who was called, which call, and what was said."""
+    callee = str(notice.get("callee") or "an unknown number")
+    call = str(notice.get("call_sid") or "")
+    said = " ".join(
+        str(text) for who, text in notice.get("lines") or [] if str(who).startswith("assistant")
+    )
+    if notice.get("reason") == "voicemail_left":
+        head = f"The GateFrames A.I. assistant left a voicemail for {callee} (call {call})"
+    else:
+        head = (
+            f"The GateFrames A.I. assistant tried to leave a voicemail for {callee} "
+            f"(call {call}), but the machine did not let it finish"
+        )
+    body = f'{head}: "{said}"' if said else f"{head}."
+    return body if len(body) <= MAX_SMS_CHARS else body[: MAX_SMS_CHARS - 1] + "…"
+
+
+@shared_task(bind=True, name=NOTIFY_VOICEMAIL, acks_late=True, max_retries=None)
+def notify_voicemail(self, notice: dict[str, Any]) -> str:
+    cfg = get_config()
+    call_sid = str(notice.get("call_sid") or "")
+    ctx = {"call_sid": call_sid, "task_id": self.request.id, "attempt": self.request.retries}
+    if not cfg.voicemail_notify_to or not call_sid:
+        log.info("voicemail notice not wanted", extra={**ctx, "outcome": "skipped"})
+        return "skipped"
+    client = get_redis()
+    lock = client.lock(key("lock", "voicemail", call_sid), timeout=cfg.task_lock_seconds)
+    try:
+        if not lock.acquire(blocking=False):  # another delivery is sending it: look again soon
+            raise self.retry(countdown=1.0, max_retries=cfg.task_lock_seconds)
+        outcome = _send_once(cfg, notice, call_sid)
+    except Retry:
+        raise
+    except Exception as exc:
+        if is_transient(exc) and self.request.retries < cfg.task_max_retries:
+            countdown = cfg.task_retry_backoff_seconds * (2**self.request.retries)
+            log.warning(
+                "voicemail notice failed, retrying in %.1fs: %s",
+                countdown,
+                type(exc).__name__,
+                extra={**ctx, "outcome": "retry"},
+            )
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        if isinstance(exc, redis.RedisError):
+            raise  # unacknowledged: it comes back once Redis does
+        log.error(
+            "voicemail notice not sent: %s",
+            f"{type(exc).__name__}: {exc}"[:300],
+            extra={**ctx, "outcome": "failed"},
+        )
+        return "failed"
+    finally:
+        with contextlib.suppress(Exception):
+            lock.release()
+    log.info("voicemail notice handled", extra={**ctx, "outcome": outcome})
+    return outcome
+
+
+def _send_once(cfg: Config, notice: dict[str, Any], call_sid: str) -> str:
+    marker = key("voicemail_notified", call_sid)
+    if get_redis().exists(marker):
+        return "already_sent"
+    message = get_twilio().messages.create(
+        to=cfg.voicemail_notify_to, from_=cfg.bot_projected_address, body=notice_text(notice)
+    )
+    get_redis().set(marker, message.sid or "sent", ex=MARKER_SECONDS)
+    return "sent"

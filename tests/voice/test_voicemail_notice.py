@@ -1,0 +1,58 @@
+"""A voicemail left by the assistant is texted to VOICEMAIL_NOTIFY_TO, once: relay → Celery
+worker → Twilio Messages (simulated), with real processes throughout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from common import prompts
+from tests.conftest import REDIS_URL
+from tests.support import wait_for
+from tests.voice.stack import BOT_NUMBER, CALLER, VoiceStack, http_json
+
+pytestmark = pytest.mark.usefixtures("redis_url")
+
+OWNER = "+14155550199"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
+    env = {"VOICEMAIL_NOTIFY_TO": OWNER}
+    s = VoiceStack(tmp_path_factory.mktemp("voicemail"), REDIS_URL, env=env, worker=True).start()
+    yield s
+    s.stop()
+
+
+def notice_logs(stack: VoiceStack) -> list[dict]:
+    lines = stack.procs["worker"].log_text().splitlines()
+    events = [json.loads(ln) for ln in lines if ln.startswith("{")]
+    return [e for e in events if e.get("msg") == "voicemail notice handled"]
+
+
+def test_voicemail_left_on_an_outbound_call_is_texted_to_the_owner(stack: VoiceStack):
+    call = stack.place_call(answered_by="machine_end_beep", outbound=True, speed=4)
+    assert call.phone.wait_closed(60)
+    assert call.phone.close_reason == "voicemail_left"
+    [sms] = wait_for(lambda: stack.twilio_state()["sms"], timeout=60)
+    assert (sms["to"], sms["from"]) == (OWNER, BOT_NUMBER)
+    assert f"left a voicemail for {CALLER} (call {call.sid})" in sms["body"]
+    assert prompts.greeting("voicemail")[:40] in sms["body"]
+    handled = wait_for(lambda: notice_logs(stack))
+    assert [(e["outcome"], e["call_sid"]) for e in handled] == [("sent", call.sid)]
+    assert len(stack.twilio_state()["sms"]) == 1
+
+
+def test_twilio_failing_once_is_retried_and_still_texts_once(stack: VoiceStack):
+    fault = {"method": "POST", "path_contains": "/Messages.json", "status": 503, "count": 1}
+    http_json("POST", f"http://127.0.0.1:{stack.twilio_port}/_sandbox/faults", fault)
+    call = stack.place_call(answered_by="machine_end_beep", outbound=True, speed=4)
+    assert call.phone.wait_closed(60)
+    sms = wait_for(lambda: [m for m in stack.twilio_state()["sms"] if call.sid in m["body"]], 60)
+    assert len(sms) == 1
+    handled = wait_for(lambda: [e for e in notice_logs(stack) if e["call_sid"] == call.sid])
+    assert [e["outcome"] for e in handled] == ["sent"]
+    worker = stack.procs["worker"].log_text()
+    assert "voicemail notice failed, retrying" in worker
