@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from tasks.voicemail import NOTIFY_VOICEMAIL
+from common.task_names import NOTIFY_VOICEMAIL
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from common.config import Config, get_config
 from common.openai_client import get_openai
 from common.prompts import MAINTENANCE_REPLY
 from common.redis_util import get_redis, key
+from common.task_names import HANDLE_EVENT
 from common.twilio_client import get_twilio
 from tasks import commands, twilio_ops
 from tasks.chat import EmptyReply, Turn, build_messages, complete, media_types
 from tasks.parsing import mentions_ai, parse_command
-from webhooks.queue import HANDLE_EVENT
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from celery.exceptions import Retry
 
 from common.config import Config, get_config
 from common.redis_util import get_redis, key
+from common.task_names import NOTIFY_VOICEMAIL
 from common.twilio_client import get_twilio
 from tasks.convo import is_transient
 from tasks.twilio_ops import MARKER_SECONDS
 
 log = logging.getLogger(__name__)
 
-NOTIFY_VOICEMAIL = "gateframes.voicemail.notify"
 MAX_SMS_CHARS = 1600
 
 

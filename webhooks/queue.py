@@ -25,11 +25,10 @@ from kombu.exceptions import OperationalError
 
 from common import inbox
 from common.config import get_config
+from common.task_names import HANDLE_EVENT
 
 log = logging.getLogger(__name__)
 
-#: Celery task name for a Conversations event (registered in tasks/convo.py).
-HANDLE_EVENT = "gateframes.convo.handle_event"
 
 #: A claimed spool file untouched this long belonged to a process that died mid-drain.
 STALE_CLAIM_SECONDS = 60.0

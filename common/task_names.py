@@ -1,0 +1,12 @@
+"""Celery task names, shared by the processes that queue work (web, relay) and the workers.
+
+Producers send by name (``send_task``), so neither the web nor the relay imports the task
+modules and what those pull in (the OpenAI SDK, the Twilio client).
+"""
+
+#: A Conversations event to answer (tasks/convo.py), queued by the web process.
+HANDLE_EVENT = "gateframes.convo.handle_event"
+
+#: A voicemail the assistant left, to text to VOICEMAIL_NOTIFY_TO (tasks/voicemail.py),
+#: queued by the relay.
+NOTIFY_VOICEMAIL = "gateframes.voicemail.notify"
