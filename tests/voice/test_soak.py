@@ -1,7 +1,8 @@
 """Soak (``make soak``): 100 phone calls and 50 texts a second for five minutes, side by side.
 
 Calls are the benchmark's (``bench.relay_load``): 50 timestamped media frames a second each,
-through a relay to the echoing Realtime simulator, marks echoed like Twilio. Texts go through
+through a relay to the benchmark's echoing Realtime endpoint (``bench.echo_upstream``), marks
+echoed like Twilio. Texts go through
 the whole SMS stack (Twilio simulator → signed webhook → web → Celery → OpenAI simulator).
 Passing means: no call error, no frame lost, every text answered exactly once, and neither
 the relay's nor the web's resident memory grows by 10 % or more after warm-up.
@@ -61,8 +62,8 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
     key, sim_port, relay_port = secrets.token_bytes(32), free_port(), free_port()
     env = base_env({"LOG_LEVEL": "WARNING"})
     sim = subprocess.Popen(
-        [PYTHON, "-m", "sandbox.realtime_sim", "--port", str(sim_port), "--api-key", "sk-soak",
-         "--echo"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        [PYTHON, "-m", "bench.echo_upstream", "--port", str(sim_port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
     relay = subprocess.Popen(
         [PYTHON, "-m", "relay", "--port", str(relay_port)], cwd=ROOT,
         env={**env, "OPENAI_API_KEY": "sk-soak", "ENCRYPTION_KEY": base64.b64encode(key).decode(),
@@ -74,11 +75,13 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         wait_port(relay_port)
         stack.start()
         template = f"ws://127.0.0.1:{relay_port}/token/{{token}}"
-        load_args = SimpleNamespace(generators=2, seconds=SECONDS)
-        calls: dict = {}
-        caller = threading.Thread(
-            target=lambda: calls.update(run_load(load_args, CALLS, template, key, relay.pid))
+        load_args = SimpleNamespace(
+            generators=2, seconds=SECONDS, warmup=2.0, barge_in=0, py_spy=None
         )
+        ctx = {"template": template, "key": key, "pid": relay.pid}
+        ctx |= {"upstream_port": sim_port, "upstream_pid": sim.pid}
+        calls: dict = {}
+        caller = threading.Thread(target=lambda: calls.update(run_load(load_args, CALLS, ctx)))
         caller.start()
 
         sent: list[dict] = []
@@ -110,7 +113,8 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         caller.join(SECONDS + 120)
         end_rss = {"relay": rss_kib(relay.pid), "web": tree_rss_kib(web_pid)}
 
-        assert calls["errors"] == 0 and calls["lost"] == 0, calls
+        assert calls, "the call load did not finish"
+        assert calls["errors"] == [] and calls["lost"] == 0 and calls["opened"] == CALLS, calls
         assert errors == [], errors[:5]
         want = {s["message_sid"] for s in sent}
 
