@@ -37,7 +37,7 @@ test: redis browser-deps
 	$(PY) -m pytest -m "not soak" -q
 
 soak: redis
-	$(PY) -m pytest -m soak -q
+	$(PY) -m pytest -m soak -q -rP  # -rP: print the figures the soaks measured
 
 lint: venv
 	$(VENV)/bin/ruff check .

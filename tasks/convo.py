@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import openai
 import redis
@@ -167,14 +167,7 @@ def _handle(self, event: dict[str, Any]) -> str:
     except Exception as exc:
         transient = is_transient(exc)
         if transient and self.request.retries < cfg.task_max_retries:
-            countdown = _backoff(cfg, self.request.retries)
-            log.warning(
-                "transient failure, retrying in %.1fs: %s",
-                countdown,
-                type(exc).__name__,
-                extra={**ctx, "outcome": "retry"},
-            )
-            raise self.retry(exc=exc, countdown=countdown) from exc
+            retry_later(self, cfg, exc, ctx, "transient failure")
         if isinstance(exc, redis.RedisError):
             # Without Redis no reply can be posted safely (the markers live there). Raise:
             # the message stays unacknowledged and comes back once Redis is.
@@ -199,6 +192,19 @@ def _handle(self, event: dict[str, Any]) -> str:
 
 def _backoff(cfg: Config, retries: int) -> float:
     return cfg.task_retry_backoff_seconds * (2**retries)
+
+
+def retry_later(task: Any, cfg: Config, exc: Exception, ctx: dict[str, Any], what: str) -> NoReturn:
+    """Log ``what`` failed and schedule the task again with exponential backoff."""
+    countdown = _backoff(cfg, task.request.retries)
+    log.warning(
+        "%s, retrying in %.1fs: %s",
+        what,
+        countdown,
+        type(exc).__name__,
+        extra={**ctx, "outcome": "retry"},
+    )
+    raise task.retry(exc=exc, countdown=countdown) from exc
 
 
 def _wait_for_lock(cfg: Config, event: dict[str, Any], ctx: dict[str, Any]) -> str:

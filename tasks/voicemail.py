@@ -21,7 +21,7 @@ from common.config import Config, get_config
 from common.redis_util import get_redis, key
 from common.task_names import NOTIFY_VOICEMAIL
 from common.twilio_client import get_twilio
-from tasks.convo import is_transient
+from tasks.convo import is_transient, retry_later
 from tasks.twilio_ops import MARKER_SECONDS
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,7 @@ def notify_voicemail(self, notice: dict[str, Any]) -> str:
         raise
     except Exception as exc:
         if is_transient(exc) and self.request.retries < cfg.task_max_retries:
-            countdown = cfg.task_retry_backoff_seconds * (2**self.request.retries)
-            log.warning(
-                "voicemail notice failed, retrying in %.1fs: %s",
-                countdown,
-                type(exc).__name__,
-                extra={**ctx, "outcome": "retry"},
-            )
-            raise self.retry(exc=exc, countdown=countdown) from exc
+            retry_later(self, cfg, exc, ctx, "voicemail notice failed")
         if isinstance(exc, redis.RedisError):
             raise  # unacknowledged: it comes back once Redis does
         log.error(
