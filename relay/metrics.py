@@ -21,3 +21,8 @@ DURATION = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600),
 )
 BARGE_INS = Counter("relay_barge_ins_total", "Callers interrupting the assistant (Twilio calls)")
+VOICEMAIL_NOTICES = Counter(
+    "relay_voicemail_notices_total",
+    "Voicemail notices handed to the workers (queued) or not (lost)",
+    ["outcome"],
+)

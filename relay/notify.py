@@ -13,10 +13,13 @@ from typing import Any
 from celery import Celery
 
 from common.task_names import NOTIFY_VOICEMAIL
+from relay import metrics
 
 log = logging.getLogger(__name__)
 
 VOICEMAIL_REASONS = ("voicemail_left", "voicemail_timeout")
+#: Broker retries while queuing: about 9 s in all, covering a Redis restart or failover.
+RETRY_POLICY = {"max_retries": 6, "interval_start": 0.2, "interval_step": 0.5}
 
 _app: Celery | None = None
 
@@ -50,7 +53,7 @@ def queue_voicemail_notice(
             NOTIFY_VOICEMAIL,
             args=[notice],
             retry=True,
-            retry_policy={"max_retries": 6, "interval_start": 0.2, "interval_step": 0.5},
+            retry_policy=RETRY_POLICY,
         )
     except Exception as exc:
         log.error(
@@ -58,6 +61,8 @@ def queue_voicemail_notice(
             type(exc).__name__,
             extra={"call_sid": call_sid, "outcome": "notice_lost"},
         )
+        metrics.VOICEMAIL_NOTICES.labels("lost").inc()
         return False
+    metrics.VOICEMAIL_NOTICES.labels("queued").inc()
     log.info("voicemail notice queued", extra={"call_sid": call_sid, "outcome": "queued"})
     return True

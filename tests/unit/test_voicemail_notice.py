@@ -38,3 +38,25 @@ def test_callee_is_to_on_outbound_calls_and_from_otherwise() -> None:
     assert callee_of(params) == "+14155550000"
     assert callee_of({**params, "direction": "inbound"}) == "+14082605145"
     assert callee_of({}) == ""
+
+
+def test_a_notice_that_cannot_be_queued_is_logged_and_counted(monkeypatch, caplog) -> None:
+    from celery import Celery
+    from prometheus_client import REGISTRY
+
+    from relay import notify
+    from tests.support import free_port
+
+    def lost() -> float:
+        return REGISTRY.get_sample_value("relay_voicemail_notices_total", {"outcome": "lost"}) or 0
+
+    dead = Celery("gateframes", broker=f"redis://127.0.0.1:{free_port()}/0")
+    dead.conf.broker_connection_timeout = 0.5
+    monkeypatch.setattr(notify, "_app", dead)
+    monkeypatch.setattr(notify, "RETRY_POLICY", {"max_retries": 1, "interval_start": 0.1})
+    before = lost()
+    params = {"direction": "outbound", "to": "+14155550000"}
+    assert notify.queue_voicemail_notice(SID, params, "voicemail_left", []) is False
+    assert lost() == before + 1
+    [record] = [r for r in caplog.records if r.getMessage().startswith("voicemail notice not")]
+    assert record.call_sid == SID and record.levelname == "ERROR"

@@ -4,6 +4,7 @@ worker → Twilio Messages (simulated), with real processes throughout."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -42,6 +43,8 @@ def test_voicemail_left_on_an_outbound_call_is_texted_to_the_owner(stack: VoiceS
     assert prompts.greeting("voicemail")[:40] in sms["body"]
     handled = wait_for(lambda: notice_logs(stack))
     assert [(e["outcome"], e["call_sid"]) for e in handled] == [("sent", call.sid)]
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.relay_port}/metrics") as resp:
+        assert 'relay_voicemail_notices_total{outcome="queued"} 1.0' in resp.read().decode()
     assert len(stack.twilio_state()["sms"]) == 1
 
 
