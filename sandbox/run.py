@@ -187,6 +187,11 @@ def main() -> int:
                 f'  {py} -m sandbox sms "@ai which opener?" --group +14155550101',
                 f"  {py} -m sandbox call --out heard.wav",
                 f"  {py} -m sandbox call --answered-by machine_end_beep",
+                *(
+                    [f"  or open http://localhost:{WEB_PORT}/demo and talk to it (microphone)"]
+                    if env.get("APP_ENV") == "development"
+                    else []
+                ),
                 "",
                 "Ctrl-C stops everything.",
                 "",
