@@ -78,13 +78,18 @@ def sweep(
         sent += 1
         log.warning(
             "event had no finished task in time; published again",
-            extra={
-                "conversation_sid": event.get("ConversationSid"),
-                "message_sid": event.get("MessageSid"),
-                "outcome": "redelivered",
-            },
+            extra=log_context(event, "redelivered"),
         )
     return sent
+
+
+def log_context(event: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """The ids a log line about a Conversations event carries."""
+    return {
+        "conversation_sid": event.get("ConversationSid"),
+        "message_sid": event.get("MessageSid"),
+        "outcome": outcome,
+    }
 
 
 def size() -> int:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -17,6 +20,28 @@ PYTHON = sys.executable
 #: Redis DB reserved for the test suite; fixtures flush it. Developers running several
 #: suites side by side give each its own DB with GATEFRAMES_TEST_REDIS_DB.
 TEST_REDIS_DB = int(os.environ.get("GATEFRAMES_TEST_REDIS_DB", "13"))
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
+    """A JSON request to a simulator or web process; the parsed reply (raises on 4xx/5xx)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+def celery_worker_args(name: str, concurrency: int) -> list[str]:
+    """``celery -A tasks worker`` as the suites run it: prefork, a unique node name, and no
+    gossip/mingle/heartbeat chatter between workers (faster start, quieter logs)."""
+    return [
+        PYTHON, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+        "--pool", "prefork", "--concurrency", str(concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-n", f"{name}-{os.urandom(3).hex()}@%h",
+    ]  # fmt: skip
 
 
 def free_port() -> int:

@@ -121,14 +121,7 @@ class Spool:
                 break
             claimed.unlink(missing_ok=True)
             sent += 1
-            log.info(
-                "spooled event published",
-                extra={
-                    "conversation_sid": event.get("ConversationSid"),
-                    "message_sid": event.get("MessageSid"),
-                    "outcome": "drained",
-                },
-            )
+            log.info("spooled event published", extra=inbox.log_context(event, "drained"))
         return sent
 
 

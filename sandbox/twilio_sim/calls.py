@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, request
 
 from sandbox.twilio_sim import rules
-from sandbox.twilio_sim.context import form_value, sim
+from sandbox.twilio_sim.context import form_value, require_account, sim
 from sandbox.twilio_sim.errors import TwilioError, not_found
 from sandbox.twilio_sim.records import new_sid, public, rfc2822_now
 
@@ -26,11 +26,6 @@ NOT_ANSWERED = {"queued", "ringing"}
 MACHINE_DETECTION = {"Enable", "DetectMessageEnd"}
 CALLBACK_EVENTS = {"initiated", "ringing", "answered", "completed"}
 MAX_TWIML_CHARS = 4000
-
-
-def _account(account_sid: str) -> None:
-    if account_sid != sim().cfg.account_sid:
-        raise not_found(f"/2010-04-01/Accounts/{account_sid}/Calls.json")
 
 
 def formatted(number: str) -> str:
@@ -108,7 +103,7 @@ def render_call(call: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post(f"{PREFIX}/Calls.json")
 def create_call(account_sid: str) -> tuple[dict[str, Any], int]:
-    _account(account_sid)
+    require_account(account_sid)
     extra = _validate_create()
     s = sim()
     to, from_ = form_value("To") or "", form_value("From") or ""
@@ -153,7 +148,7 @@ def create_call(account_sid: str) -> tuple[dict[str, Any], int]:
 
 
 def get_call(account_sid: str, sid: str) -> dict[str, Any]:
-    _account(account_sid)
+    require_account(account_sid)
     call = sim().store.calls.get(sid)
     if call is None:
         raise not_found(f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json")
@@ -168,7 +163,7 @@ def fetch_call(account_sid: str, sid: str) -> dict[str, Any]:
 @bp.get(f"{PREFIX}/Calls.json")
 def list_calls(account_sid: str) -> dict[str, Any]:
     """Api 2010 list shape (``*_page_uri`` keys, newest first)."""
-    _account(account_sid)
+    require_account(account_sid)
     store = sim().store
     with store.lock:
         calls = [

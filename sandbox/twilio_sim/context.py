@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app, request
 
 from sandbox.httpserver import FaultBook
+from sandbox.twilio_sim.errors import not_found
 from sandbox.twilio_sim.store import SimConfig, Store
 from sandbox.twilio_sim.webhooks import WebhookSender
 
@@ -50,3 +51,9 @@ def origin() -> str:
 def form_value(name: str) -> str | None:
     """A form field, ``None`` when absent (an empty string is kept: Twilio tells them apart)."""
     return request.form.get(name)
+
+
+def require_account(account_sid: str) -> None:
+    """Api 2010 paths name the account; another account's path is a 404, as on Twilio."""
+    if account_sid != sim().cfg.account_sid:
+        raise not_found(request.path)

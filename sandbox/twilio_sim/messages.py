@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint
 
 from sandbox.twilio_sim import rules
-from sandbox.twilio_sim.context import form_value, sim
+from sandbox.twilio_sim.context import form_value, require_account, sim
 from sandbox.twilio_sim.errors import TwilioError, not_found
 from sandbox.twilio_sim.records import new_sid, rfc2822_now
 from sandbox.twilio_sim.store import MAX_BODY_CHARS
@@ -22,11 +22,6 @@ from sandbox.twilio_sim.store import MAX_BODY_CHARS
 bp = Blueprint("messages", __name__)
 PREFIX = "/2010-04-01/Accounts/<account_sid>"
 GSM_SEGMENT, UCS2_SEGMENT = 153, 67  # characters per part of a concatenated SMS
-
-
-def _account(account_sid: str) -> None:
-    if account_sid != sim().cfg.account_sid:
-        raise not_found(f"/2010-04-01/Accounts/{account_sid}/Messages.json")
 
 
 def _segments(body: str) -> int:
@@ -62,7 +57,7 @@ def _validate() -> tuple[str, str, str, list[str]]:
 
 @bp.post(f"{PREFIX}/Messages.json")
 def create_message(account_sid: str) -> tuple[dict[str, Any], int]:
-    _account(account_sid)
+    require_account(account_sid)
     to, from_, body, media = _validate()
     s = sim()
     sid, now = new_sid("SM"), rfc2822_now()
@@ -96,7 +91,7 @@ def create_message(account_sid: str) -> tuple[dict[str, Any], int]:
 
 @bp.get(f"{PREFIX}/Messages/<sid>.json")
 def fetch_message(account_sid: str, sid: str) -> dict[str, Any]:
-    _account(account_sid)
+    require_account(account_sid)
     message = sim().store.messages.get(sid)
     if message is None:
         raise not_found(f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json")

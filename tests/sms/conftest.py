@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from tests.conftest import REDIS_URL
-from tests.sms.stack import Stack, http_json
+from tests.sms.stack import Stack
+from tests.support import http_json
 
 
 @pytest.fixture(scope="module")

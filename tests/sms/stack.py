@@ -15,20 +15,19 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
+from tests.support import (
+    PYTHON,
+    Proc,
+    base_env,
+    celery_worker_args,
+    free_port,
+    http_json,
+    wait_for,
+    wait_port,
+)
 
 BOT = "gateframes-bot"
 BOT_NUMBER = "+14082605145"
-
-
-def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
 
 
 def post_form(
@@ -150,30 +149,8 @@ class Stack:
         )
 
     def start_worker(self, name: str = "worker") -> None:
-        self.procs[name] = Proc(
-            name,
-            [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(self.worker_concurrency),
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"{name}-{secrets.token_hex(3)}@%h",
-            ],
-            self.env,
-            self.log_dir,
-        )
+        args = celery_worker_args(name, self.worker_concurrency)
+        self.procs[name] = Proc(name, args, self.env, self.log_dir)
 
     def wait_worker_ready(self, name: str = "worker", timeout: float = 60.0) -> None:
         wait_for(lambda: "ready." in self.procs[name].log_text(), timeout=timeout)
@@ -211,6 +188,16 @@ class Stack:
 
     def state(self) -> dict:
         return http_json("GET", self.twilio_url + "/_sandbox/state")
+
+    def reply_counts(self) -> dict[str, int]:
+        """How many bot replies each message got (by the ``reply_to`` the task stamps)."""
+        counts: dict[str, int] = {}
+        for conv in self.state()["conversations"]:
+            for m in conv["messages"]:
+                if m["author"] == BOT:
+                    ref = json.loads(m.get("attributes") or "{}").get("reply_to")
+                    counts[ref] = counts.get(ref, 0) + 1
+        return counts
 
     def messages(self, conversation_sid: str) -> list[dict]:
         convs = self.state()["conversations"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import urllib.request
 
 from common.prompts import MAINTENANCE_REPLY
-from tests.sms.stack import Stack, http_json
-from tests.support import wait_for
+from tests.sms.stack import Stack
+from tests.support import http_json, wait_for
 
 ALICE = "+14155550100"
 

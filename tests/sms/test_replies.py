@@ -10,7 +10,8 @@ from twilio.rest import Client
 
 from common.prompts import IDENTITY
 from common.twilio_client import RebasedHttpClient
-from tests.sms.stack import BOT, BOT_NUMBER, Stack, http_json
+from tests.sms.stack import BOT, BOT_NUMBER, Stack
+from tests.support import http_json
 
 ALICE, BOB, CAROL = "+14155550100", "+14155550101", "+14155550102"
 

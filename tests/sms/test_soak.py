@@ -9,7 +9,6 @@ web process and drained when it returns.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sms.stack import BOT, Stack
+from tests.sms.stack import Stack
 from tests.support import PrivateRedis, wait_for
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1200)]
@@ -85,14 +84,7 @@ def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path)
         want = {s["message_sid"] for s in sent}
 
         def answered() -> set[str]:
-            state = stack.state()["conversations"]
-            convs_list = state.values() if isinstance(state, dict) else state
-            return {
-                json.loads(m.get("attributes") or "{}").get("reply_to")
-                for c in convs_list
-                for m in c["messages"]
-                if m["author"] == BOT
-            }
+            return set(stack.reply_counts())
 
         try:
             wait_for(lambda: want <= answered(), timeout=300, interval=1.0)
@@ -101,13 +93,7 @@ def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path)
             print(stack.logs())
             raise AssertionError(f"{len(missing)} of {MESSAGES} never answered") from None
         stack.settle(12)  # longer than the visibility timeout: any duplicate would show now
-        replies: dict[str, int] = {}
-        state = stack.state()["conversations"]
-        for c in state.values() if isinstance(state, dict) else state:
-            for m in c["messages"]:
-                if m["author"] == BOT:
-                    ref = json.loads(m.get("attributes") or "{}").get("reply_to")
-                    replies[ref] = replies.get(ref, 0) + 1
+        replies = stack.reply_counts()
         doubles = {k: v for k, v in replies.items() if v != 1}
         assert not doubles, f"answered more than once: {doubles}"
         assert want <= set(replies)

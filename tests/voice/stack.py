@@ -8,29 +8,26 @@ Realtime simulator what OpenAI would have seen (``/_sandbox/sessions``).
 from __future__ import annotations
 
 import base64
-import json
 import secrets
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from sandbox import dial, phone
-from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
+from tests.support import (
+    PYTHON,
+    Proc,
+    base_env,
+    celery_worker_args,
+    free_port,
+    http_json,
+    wait_for,
+    wait_port,
+)
 
 BOT_NUMBER = "+14082605145"
 CALLER = "+14155550100"
-
-
-def http_json(method: str, url: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
 
 
 @dataclass
@@ -107,9 +104,8 @@ class VoiceStack:
         self.procs["web"] = self._proc("web", "webhooks", self.web_port)
         self.procs["relay"] = self._proc("relay", "relay", self.relay_port, env=self.relay_env)
         if self.worker:
-            celery = ["-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO"]
-            celery += ["--concurrency", "1", "--without-gossip", "--without-mingle"]
-            self.procs["worker"] = Proc("worker", [PYTHON, *celery], self.env, self.log_dir)
+            args = celery_worker_args("worker", 1)
+            self.procs["worker"] = Proc("worker", args, self.env, self.log_dir)
         for name, port in (
             ("realtime", self.realtime_port),
             ("twilio", self.twilio_port),

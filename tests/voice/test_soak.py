@@ -12,7 +12,6 @@ the relay's nor the web's resident memory grows by 10 % or more after warm-up.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import subprocess
@@ -26,7 +25,7 @@ import pytest
 
 from bench.relay_load import run_load, wait_http
 from tests.conftest import REDIS_URL
-from tests.sms.stack import BOT, Stack
+from tests.sms.stack import Stack
 from tests.support import PYTHON, ROOT, base_env, free_port, wait_for, wait_port
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
@@ -118,18 +117,8 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         assert errors == [], errors[:5]
         want = {s["message_sid"] for s in sent}
 
-        def replies() -> dict[str, int]:
-            counts: dict[str, int] = {}
-            state = stack.state()["conversations"]
-            for c in state.values() if isinstance(state, dict) else state:
-                for m in c["messages"]:
-                    if m["author"] == BOT:
-                        ref = json.loads(m.get("attributes") or "{}").get("reply_to")
-                        counts[ref] = counts.get(ref, 0) + 1
-            return counts
-
-        wait_for(lambda: want <= set(replies()), timeout=600, interval=2.0)
-        assert all(v == 1 for v in replies().values())
+        wait_for(lambda: want <= set(stack.reply_counts()), timeout=600, interval=2.0)
+        assert all(v == 1 for v in stack.reply_counts().values())
         for name in ("relay", "web"):
             growth = (end_rss[name] - base_rss[name]) / base_rss[name]
             print(f"{name} RSS {base_rss[name]} KiB -> {end_rss[name]} KiB ({growth:+.1%})")

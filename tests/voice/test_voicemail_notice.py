@@ -11,8 +11,8 @@ import pytest
 
 from common import prompts
 from tests.conftest import REDIS_URL
-from tests.support import wait_for
-from tests.voice.stack import BOT_NUMBER, CALLER, VoiceStack, http_json
+from tests.support import http_json, wait_for
+from tests.voice.stack import BOT_NUMBER, CALLER, VoiceStack
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
