@@ -40,13 +40,15 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _int(name: str, raw: str, minimum: int = 0) -> int:
+def _int(name: str, raw: str, minimum: int = 0, maximum: int | None = None) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -253,9 +255,11 @@ def _parse(env: Mapping[str, str]) -> Config:
         "MAX_FRAME_BYTES": 1024,
         "TRUSTED_PROXY_COUNT": 0,
     }
+    #: Upper bounds: the history is read in one Twilio list page, whose PageSize is at most 100.
+    maxima = {"CHAT_HISTORY_LIMIT": 100}
     for name, minimum in ints.items():
         if (v := get(name)) is not None:
-            kw[name.lower()] = _int(name, v, minimum)
+            kw[name.lower()] = _int(name, v, minimum, maxima.get(name))
     floats = (
         "CHAT_TIMEOUT_SECONDS",
         "TWILIO_TIMEOUT_SECONDS",

@@ -11,6 +11,7 @@ from common.config import Config
 from common.redis_util import get_redis, key
 from tasks import twilio_ops
 from tasks.parsing import Command
+from tasks.retry import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +22,51 @@ GROUP_INTRO = (
 )
 
 
+#: Short, plain reasons for the Twilio codes a texter can do something about. Twilio's own
+#: error text is never echoed to a texter (it can name accounts, numbers and internals); any
+#: other code gets a generic reason and the details go to the log.
+REASONS: dict[int, str] = {
+    13223: "not a valid phone number",
+    13224: "not a valid phone number",
+    21211: "not a valid phone number",
+    21214: "that number cannot be reached",
+    21215: "calls to that number are not allowed",
+    21216: "calls to that number are not allowed",
+    21217: "not a valid phone number",
+    50407: "not a valid phone number",
+    50416: "one of these numbers is already in another active text thread with us",
+    50435: "group texts only work with US and Canadian mobile numbers",
+    50436: "a group text can have at most 10 participants",
+    50452: "group texting is not available on our number yet",
+}
+GENERIC_REASON = "the phone service refused it"
+
+
+GROUP_REMINDER = (
+    "This is the GateFrames A.I. assistant. Someone asked for a group text with everyone here, "
+    "and this thread already is one. Mention @ai whenever you want me to help."
+)
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, TwilioRestException):
-        msg = (exc.msg or "").strip().rstrip(".")
-        return msg or f"Twilio error {exc.code or exc.status}"
+        return REASONS.get(exc.code or 0, GENERIC_REASON)
     return "the phone service did not answer"
 
 
-def transient(exc: Exception) -> bool:
-    """Worth retrying: rate limits, server errors and network failures."""
+def _log_refusal(what: str, exc: Exception) -> None:
+    """Twilio's full answer, for staff; the texter only sees :func:`_reason`."""
     if isinstance(exc, TwilioRestException):
-        return exc.status == 429 or exc.status >= 500
-    return True
+        log.warning(
+            "%s refused by Twilio: HTTP %s code %s: %s",
+            what,
+            exc.status,
+            exc.code,
+            (exc.msg or "")[:300],
+            extra={"outcome": "refused"},
+        )
+    else:
+        log.warning("%s failed: %s", what, type(exc).__name__, extra={"outcome": "refused"})
 
 
 def run_call(client: Client, cfg: Config, reply_key: str, command: Command) -> str:
@@ -49,10 +83,10 @@ def run_call(client: Client, cfg: Config, reply_key: str, command: Command) -> s
             twilio_ops.place_call(client, cfg, reply_key, number)
             placed.append(number)
         except Exception as exc:
-            if transient(exc):
+            if is_transient(exc):
                 raise  # the task retries; numbers already dialed are remembered
             failed.append(f"{number} ({_reason(exc)})")
-            log.warning("call refused by Twilio", extra={"reason": _reason(exc)})
+            _log_refusal("call", exc)
     parts = []
     if placed:
         parts.append("Calling " + ", ".join(placed) + " now!")
@@ -88,15 +122,32 @@ def run_group(client: Client, cfg: Config, reply_key: str, author: str, command:
         )
     try:
         group_sid = twilio_ops.create_group(client, cfg, reply_key, author, numbers)
+    except twilio_ops.GroupExists as exists:
+        return _group_exists(client, cfg, reply_key, numbers, exists.conversation_sid)
     except Exception as exc:
-        if transient(exc):
+        if is_transient(exc):
             raise
         marker = key("group", reply_key)
         made = get_redis().get(marker)
         if made:
             twilio_ops.delete_conversation(client, made)
             get_redis().delete(marker)
-        log.warning("group creation refused", extra={"reason": _reason(exc)})
+        _log_refusal("group", exc)
         return prefix + f"Sorry, I couldn't create the group: {_reason(exc)}."
     twilio_ops.post_once(client, cfg, group_sid, f"{reply_key}:intro", GROUP_INTRO)
     return prefix + "I started a group text with you and " + ", ".join(numbers) + "."
+
+
+def _group_exists(
+    client: Client, cfg: Config, reply_key: str, numbers: list[str], existing: str | None
+) -> str:
+    """These people already share a group thread: point the author there, never make a second."""
+    prefix = "This is the GateFrames A.I. assistant. "
+    who = ", ".join(numbers)
+    if existing is None:
+        return prefix + f"You already have a group text with {who}, so I didn't start another."
+    twilio_ops.post_once(client, cfg, existing, f"{reply_key}:existing", GROUP_REMINDER)
+    return (
+        prefix + f"You already have a group text with {who}; I posted a note there so you "
+        "can pick it up."
+    )

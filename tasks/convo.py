@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, NoReturn
+from typing import Any
 
-import openai
 import redis
-import requests
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
-from twilio.base.exceptions import TwilioRestException
 
 from common import inbox
 from common.config import Config, get_config
@@ -27,32 +23,11 @@ from common.redis_util import get_redis, key
 from common.task_names import HANDLE_EVENT
 from common.twilio_client import get_twilio
 from tasks import commands, twilio_ops
-from tasks.chat import EmptyReply, Turn, build_messages, complete, media_types
+from tasks.chat import Turn, build_messages, complete, media_types
 from tasks.parsing import mentions_ai, parse_command
+from tasks.retry import backoff, is_transient, retry_later, twilio_status
 
 log = logging.getLogger(__name__)
-
-#: Failures worth another attempt. OpenAI 4xx (bad model, bad key) are not: retrying cannot fix
-#: them, so the customer gets the maintenance reply at once and the log says why.
-TRANSIENT = (
-    openai.APIConnectionError,  # includes timeouts
-    openai.RateLimitError,
-    openai.InternalServerError,
-    EmptyReply,
-    requests.RequestException,
-    SoftTimeLimitExceeded,
-    ConnectionError,
-    TimeoutError,
-    redis.RedisError,  # Redis restarting: the lock and reply markers need it back
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TwilioRestException):
-        return exc.status == 429 or exc.status >= 500
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    return isinstance(exc, TRANSIENT)
 
 
 def turn_from_event(event: dict[str, Any]) -> Turn:
@@ -66,9 +41,13 @@ def turn_from_event(event: dict[str, Any]) -> Turn:
     )
 
 
-def respond(cfg: Config, conversation_sid: str, turn: Turn, reply_key: str) -> str:
+def respond(
+    cfg: Config, conversation_sid: str, turn: Turn, reply_key: str, only_unanswered: bool = False
+) -> str:
     """Do the work for one message; return an outcome word for the log."""
     client = get_twilio()
+    if only_unanswered and twilio_ops.already_replied(client, cfg, conversation_sid, reply_key):
+        return "already_replied"
     participants = twilio_ops.list_participants(client, conversation_sid)
     group = twilio_ops.is_group(cfg, participants)
     command = parse_command(turn.body)
@@ -135,12 +114,17 @@ def _handle(self, event: dict[str, Any]) -> str:
         "attempt": self.request.retries,
     }
 
+    state_to = event.get("StateTo") or ""
     if event.get("EventType") == "onConversationStateUpdated":
+        if state_to == "closed":
+            # A closed conversation is final: Twilio refuses any post to it (50377).
+            log.info("conversation closed; no reply", extra={**ctx, "outcome": "skipped"})
+            return "skipped"
         try:
             newest = twilio_ops.newest_turn(get_twilio(), conversation_sid)
         except Exception as exc:
             if is_transient(exc) and self.request.retries < cfg.task_max_retries:
-                raise self.retry(exc=exc, countdown=_backoff(cfg, self.request.retries)) from exc
+                raise self.retry(exc=exc, countdown=backoff(cfg, self.request.retries)) from exc
             log.exception("could not read the newest message", extra=ctx)
             return "failed"
         if newest is None:
@@ -163,7 +147,9 @@ def _handle(self, event: dict[str, Any]) -> str:
     try:
         if not lock.acquire(blocking=False):
             return _wait_for_lock(cfg, event, ctx)
-        outcome = respond(cfg, conversation_sid, turn, reply_key)
+        # A state change is not a new message: answer only a customer message nobody answered.
+        only_unanswered = event.get("EventType") == "onConversationStateUpdated"
+        outcome = respond(cfg, conversation_sid, turn, reply_key, only_unanswered)
     except Exception as exc:
         transient = is_transient(exc)
         if transient and self.request.retries < cfg.task_max_retries:
@@ -179,7 +165,8 @@ def _handle(self, event: dict[str, Any]) -> str:
             f"{type(exc).__name__}: {exc}"[:300],
             extra={**ctx, "outcome": "maintenance"},
         )
-        if isinstance(exc, TwilioRestException) and 400 <= exc.status < 500 and exc.status != 429:
+        status = twilio_status(exc)
+        if status is not None and 400 <= status < 500 and status != 429:
             return "failed"  # the conversation itself is unusable (gone, forbidden)
         post_maintenance(cfg, conversation_sid, reply_key)
         return "maintenance"
@@ -188,23 +175,6 @@ def _handle(self, event: dict[str, Any]) -> str:
             lock.release()
     log.info("event handled", extra={**ctx, "outcome": outcome})
     return outcome
-
-
-def _backoff(cfg: Config, retries: int) -> float:
-    return cfg.task_retry_backoff_seconds * (2**retries)
-
-
-def retry_later(task: Any, cfg: Config, exc: Exception, ctx: dict[str, Any], what: str) -> NoReturn:
-    """Log ``what`` failed and schedule the task again with exponential backoff."""
-    countdown = _backoff(cfg, task.request.retries)
-    log.warning(
-        "%s, retrying in %.1fs: %s",
-        what,
-        countdown,
-        type(exc).__name__,
-        extra={**ctx, "outcome": "retry"},
-    )
-    raise task.retry(exc=exc, countdown=countdown) from exc
 
 
 def _wait_for_lock(cfg: Config, event: dict[str, Any], ctx: dict[str, Any]) -> str:

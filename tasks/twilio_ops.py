@@ -23,8 +23,13 @@ log = logging.getLogger(__name__)
 
 #: How long markers live: far longer than any redelivery or Twilio retry window.
 MARKER_SECONDS = 7 * 24 * 3600
-#: Twilio error codes meaning "this participant is already in the conversation".
-ALREADY_PARTICIPANT_CODES = {50433, 50416, 50437, 50438}
+#: Twilio error codes meaning "this participant is already in the conversation": the same
+#: identity (50433) or the same group address (50437). Nothing else is "already there": 50438
+#: means a *different* group with these people exists, 50416 that the address is bound in
+#: another active conversation.
+ALREADY_PARTICIPANT_CODES = {50433, 50437}
+#: "A group conversation with the same participant list already exists."
+DUPLICATE_GROUP_CODE = 50438
 #: Group MMS allows at most this many participants (the bot included).
 GROUP_MMS_MAX_PARTICIPANTS = 10
 
@@ -63,7 +68,7 @@ def ensure_bot(client: Client, cfg: Config, conversation_sid: str, participants:
             messaging_binding_projected_address=cfg.bot_projected_address,
         )
     except TwilioRestException as exc:
-        if exc.status == 409 or exc.code in ALREADY_PARTICIPANT_CODES:
+        if exc.code in ALREADY_PARTICIPANT_CODES:
             return
         raise
 
@@ -160,13 +165,63 @@ def place_call(client: Client, cfg: Config, reply_key: str, number: str) -> str:
     return call.sid
 
 
+class GroupExists(Exception):
+    """Twilio refused the new group (50438): these people already share a group thread.
+
+    ``conversation_sid`` is that thread when it could be found (None if not); the half-made
+    conversation has been deleted by then, so nothing is left behind either way."""
+
+    def __init__(self, conversation_sid: str | None):
+        super().__init__(conversation_sid or "existing group not found")
+        self.conversation_sid = conversation_sid
+
+
+def group_members(cfg: Config, participants: list[Any]) -> frozenset[str]:
+    """The phone numbers of a group thread, the bot's projected address included."""
+    return frozenset(a for a in (_address(p) for p in participants) if a)
+
+
+def find_group(
+    client: Client, cfg: Config, author: str, numbers: list[str], exclude: str
+) -> str | None:
+    """The open group thread whose members are exactly the author, ``numbers`` and the bot."""
+    wanted = frozenset([author, *numbers, cfg.bot_projected_address])
+    for found in client.conversations.v1.participant_conversations.list(address=author, limit=50):
+        sid = found.conversation_sid
+        if sid == exclude or found.conversation_state == "closed":
+            continue
+        if group_members(cfg, list_participants(client, sid)) == wanted:
+            return sid
+    return None
+
+
 def create_group(
     client: Client, cfg: Config, reply_key: str, author: str, numbers: list[str]
 ) -> str:
     """A new group MMS conversation with the author, the numbers and the bot; returns its sid.
-    Re-runs reuse the conversation made by an earlier run."""
+    Re-runs reuse the conversation made by an earlier run. Raises :class:`GroupExists` when
+    Twilio says these people already have a group (after deleting the half-made one)."""
     r = get_redis()
     marker = key("group", reply_key)
+    try:
+        return _build_group(client, cfg, marker, author, numbers)
+    except TwilioRestException as exc:
+        if exc.code != DUPLICATE_GROUP_CODE:
+            raise
+        half_made = r.get(marker) or ""
+        existing = find_group(client, cfg, author, numbers, exclude=half_made)
+        if half_made:
+            delete_conversation(client, half_made)
+            r.delete(marker)
+        log.info(
+            "group already exists; not creating another",
+            extra={"conversation_sid": existing or "", "outcome": "group_exists"},
+        )
+        raise GroupExists(existing) from exc
+
+
+def _build_group(client: Client, cfg: Config, marker: str, author: str, numbers: list[str]) -> str:
+    r = get_redis()
     existing = r.get(marker)
     if existing:
         conversation_sid = existing
@@ -182,7 +237,7 @@ def create_group(
         try:
             conversation.participants.create(messaging_binding_address=number)
         except TwilioRestException as exc:
-            if exc.status != 409 and exc.code not in ALREADY_PARTICIPANT_CODES:
+            if exc.code not in ALREADY_PARTICIPANT_CODES:
                 raise
     ensure_bot(client, cfg, conversation_sid, conversation.participants.list(limit=50))
     return conversation_sid

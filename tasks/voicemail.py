@@ -21,7 +21,7 @@ from common.config import Config, get_config
 from common.redis_util import get_redis, key
 from common.task_names import NOTIFY_VOICEMAIL
 from common.twilio_client import get_twilio
-from tasks.convo import is_transient, retry_later
+from tasks.retry import is_transient, retry_later
 from tasks.twilio_ops import MARKER_SECONDS
 
 log = logging.getLogger(__name__)

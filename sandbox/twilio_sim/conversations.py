@@ -13,12 +13,12 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from sandbox.twilio_sim import webhooks
+from sandbox.twilio_sim import rules, webhooks
 from sandbox.twilio_sim.context import form_value, origin, sim
 from sandbox.twilio_sim.errors import TwilioError
 from sandbox.twilio_sim.paging import page
 from sandbox.twilio_sim.records import parse_iso, public
-from sandbox.twilio_sim.store import Conversation
+from sandbox.twilio_sim.store import Conversation, Store
 
 bp = Blueprint("conversations", __name__)
 MEDIA_SID = re.compile(r"^ME[0-9a-fA-F]{32}$")
@@ -66,8 +66,25 @@ def render_message(m: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- conversations ---------------------------------------------------------------------------
+def _initial_state() -> str | None:
+    state = form_value("State")
+    if state == "closed":
+        raise TwilioError(400, 50384)
+    return state
+
+
+def _open(conv: Conversation) -> Conversation:
+    """Twilio refuses every change to a closed conversation (50377): it is final."""
+    if conv.record["state"] == "closed":
+        raise TwilioError(
+            400, 50377, f"Can't update conversation {conv.sid} as it's in final closed state"
+        )
+    return conv
+
+
 @bp.post("/v1/Conversations")
 def create_conversation() -> tuple[dict[str, Any], int]:
+    _initial_state()
     conv = sim().store.create_conversation(
         form_value("FriendlyName"),
         form_value("UniqueName"),
@@ -100,7 +117,7 @@ def fetch_conversation(sid: str) -> dict[str, Any]:
 @bp.post("/v1/Conversations/<sid>")
 def update_conversation(sid: str) -> dict[str, Any]:
     store = sim().store
-    conv = store.conversation(sid)
+    conv = _open(store.conversation(sid))
     store.update_conversation(conv, request.form.to_dict())
     return render_conversation(conv)
 
@@ -137,6 +154,7 @@ def create_with_participants() -> tuple[dict[str, Any], int]:
             )
         )
     store = sim().store
+    _initial_state()
     with store.lock:
         conv = store.create_conversation(
             form_value("FriendlyName"),
@@ -157,7 +175,7 @@ def create_with_participants() -> tuple[dict[str, Any], int]:
 @bp.post("/v1/Conversations/<sid>/Participants")
 def create_participant(sid: str) -> tuple[dict[str, Any], int]:
     store = sim().store
-    conv = store.conversation(sid)
+    conv = _open(store.conversation(sid))
     participant = store.add_participant(
         conv,
         form_value("Identity"),
@@ -201,7 +219,9 @@ def delete_participant(sid: str, psid: str) -> Response:
 @bp.post("/v1/Conversations/<sid>/Messages")
 def create_message(sid: str) -> tuple[dict[str, Any], int]:
     s = sim()
-    conv = s.store.conversation(sid)
+    conv = _open(s.store.conversation(sid))
+    author = form_value("Author") or "system"
+    _check_group_author(s.store, conv, author)
     media = None
     media_sid = form_value("MediaSid")
     if media_sid:
@@ -219,7 +239,7 @@ def create_message(sid: str) -> tuple[dict[str, Any], int]:
     date_created = form_value("DateCreated")
     message = s.store.add_message(
         conv,
-        author=form_value("Author") or "system",
+        author=author,
         body=form_value("Body"),
         attributes=form_value("Attributes"),
         media=media,
@@ -229,6 +249,22 @@ def create_message(sid: str) -> tuple[dict[str, Any], int]:
         params = webhooks.message_added(s.store, conv, message, "API", s.webhooks.webhook_sid)
         s.webhooks.post_later(s.cfg.webhook_url, params)
     return _created(render_message(message))
+
+
+def _check_group_author(store: Store, conv: Conversation, author: str) -> None:
+    """In a Group MMS conversation every message goes out as MMS from a participant's number,
+    so an author who is not a participant (not even ``system``) is refused with 50513."""
+    with store.lock:
+        members = list(conv.participants.values())
+        if not any(rules.is_group_member(p) for p in members):
+            return
+        if store.author_participant(conv, author) is None:
+            raise TwilioError(
+                400,
+                50513,
+                f"Message author should be among Group MMS participants: {author} is not "
+                f"a participant of {conv.sid}",
+            )
 
 
 @bp.get("/v1/Conversations/<sid>/Messages")

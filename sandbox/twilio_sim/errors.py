@@ -35,6 +35,8 @@ MESSAGES: dict[int, str] = {
     21617: "The concatenated message body exceeds the 1600 character limit",
     50204: "Identity not provided",
     50353: "Conversation with provided unique name already exists",
+    50377: "Can't update conversation as it's in final closed state",
+    50384: "Initial state can't be 'closed'",
     50211: "Identity parameter not acceptable for this Participant",
     50407: "Invalid messaging binding address",
     50408: "Invalid participant proxy address",
@@ -49,6 +51,7 @@ MESSAGES: dict[int, str] = {
     50437: "Group Participant already exists",
     50438: "Group conversation with given participant list already exists",
     50503: "Message body not provided",
+    50513: "Message author should be among Group MMS participants.",
 }
 
 #: The Twilio code a bare HTTP status maps to when a fault names no code.

@@ -48,7 +48,13 @@ def page(
     order = request.args.get("Order", "asc") if ordered else "asc"
     if order not in ("asc", "desc"):
         raise TwilioError(400, 20001, f"Invalid Order: {order}")
-    size = min(max(_int_arg("PageSize", DEFAULT_PAGE_SIZE), 1), MAX_PAGE_SIZE)
+    size = _int_arg("PageSize", DEFAULT_PAGE_SIZE)
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        # Twilio refuses the request rather than clamping (the SDK sends ``limit`` as
+        # ``PageSize`` when no page size is given, so a large limit reaches the API as is).
+        raise TwilioError(
+            400, 20001, f"Invalid PageSize: {size}. Must be between 1 and {MAX_PAGE_SIZE}"
+        )
     number = max(_int_arg("Page", 0), 0)
     desc = order == "desc"
     ordered_items = sorted(items, key=key, reverse=desc)

@@ -8,7 +8,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from tests.sandbox.conftest import BOT_NUMBER, TwilioSim, http_json
 
@@ -123,9 +123,24 @@ def test_list_meta_is_absolute_and_keyset_stable(twilio: TwilioSim) -> None:
     assert page2["meta"]["next_page_url"] is None
     _, back = http_json("GET", page2["meta"]["previous_page_url"], headers=_auth(twilio))
     assert [m["index"] for m in back["messages"]] == [2, 1]
-    # PageSize is capped at 100, like Twilio
-    _, big = http_json("GET", f"{base}?PageSize=500", headers=_auth(twilio))
-    assert big["meta"]["page_size"] == 100
+    _, full = http_json("GET", f"{base}?PageSize=100", headers=_auth(twilio))
+    assert full["meta"]["page_size"] == 100
+
+
+def test_page_size_over_100_is_refused_not_clamped(twilio: TwilioSim) -> None:
+    """Twilio's v1 lists refuse PageSize outside 1..100; a silent clamp would hide a caller
+    that asks for more (the SDK sends ``limit`` as the PageSize)."""
+    client = twilio.client()
+    conv = client.conversations.v1.conversations.create()
+    base = f"{twilio.url}/v1/Conversations/{conv.sid}/Messages"
+    for size in ("101", "500", "0"):
+        status, body = http_json("GET", f"{base}?PageSize={size}", headers=_auth(twilio))
+        assert (status, body["code"], body["status"]) == (400, 20001, 400)
+        assert "PageSize" in body["message"]
+    # the SDK turns a failed list page into a plain TwilioException carrying the response
+    with pytest.raises(TwilioException) as refused:
+        client.conversations.v1.conversations(conv.sid).messages.list(order="desc", limit=150)
+    assert refused.value.args[1].status_code == 400
 
 
 def test_duplicate_participants_answer_409(twilio: TwilioSim) -> None:
@@ -255,3 +270,55 @@ def test_concurrent_writers_get_unique_contiguous_indexes(twilio: TwilioSim) -> 
     assert sorted(indexes) == list(range(80))
     listed = twilio.client().conversations.v1.conversations(conv.sid).messages.list(limit=100)
     assert [m.index for m in listed] == list(range(80))
+
+
+def test_closed_conversation_refuses_changes(twilio: TwilioSim) -> None:
+    client = twilio.client()
+    conversations = client.conversations.v1.conversations
+    with pytest.raises(TwilioRestException) as born_closed:
+        conversations.create(state="closed")
+    assert (born_closed.value.status, born_closed.value.code) == (400, 50384)
+    conv = conversations.create()
+    thread = conversations(conv.sid)
+    thread.messages.create(author="gateframes-bot", body="before")
+    thread.update(state="closed")
+    with pytest.raises(TwilioRestException) as message:
+        thread.messages.create(author="gateframes-bot", body="after")
+    assert (message.value.status, message.value.code) == (400, 50377)
+    with pytest.raises(TwilioRestException) as participant:
+        thread.participants.create(identity="late")
+    assert participant.value.code == 50377
+    with pytest.raises(TwilioRestException) as reopen:
+        thread.update(state="active")
+    assert reopen.value.code == 50377
+    state = twilio.conversation_state(conv.sid)
+    assert [m["body"] for m in state["messages"]] == ["before"]
+    assert state["participants"] == [] and state["state"] == "closed"
+
+
+def test_group_mms_author_must_be_a_participant(twilio: TwilioSim) -> None:
+    client = twilio.client()
+    conversations = client.conversations.v1.conversations
+    group = conversations.create()
+    members = conversations(group.sid).participants
+    for number in (ALICE, BOB):
+        members.create(messaging_binding_address=number)
+    thread = conversations(group.sid)
+    for stranger in ("gateframes-bot", "system", CAROL):  # the bot has not joined yet
+        with pytest.raises(TwilioRestException) as refused:
+            thread.messages.create(author=stranger, body="hello")
+        assert (refused.value.status, refused.value.code) == (400, 50513)
+    members.create(identity="gateframes-bot", messaging_binding_projected_address=BOT_NUMBER)
+    sent = thread.messages.create(author="gateframes-bot", body="hello")
+    by_phone = thread.messages.create(author=ALICE, body="hi")
+    assert (sent.index, by_phone.index) == (0, 1)
+    assert [m["body"] for m in twilio.conversation_state(group.sid)["messages"]] == [
+        "hello",
+        "hi",
+    ]
+    # a 1:1 SMS conversation (address + proxy) is not Group MMS: any author may post
+    one = conversations.create()
+    conversations(one.sid).participants.create(
+        messaging_binding_address=CAROL, messaging_binding_proxy_address=BOT_NUMBER
+    )
+    assert conversations(one.sid).messages.create(author="gateframes-bot", body="ok").index == 0

@@ -72,3 +72,55 @@ def test_group_limits_are_explained(sms: Stack) -> None:
     state = sms.state()
     convs = state["conversations"]
     assert len(convs) == 2  # no group was created
+
+
+def _groups(sms: Stack, origin: str) -> list[dict]:
+    convs = sms.state()["conversations"]
+    convs = list(convs.values()) if isinstance(convs, dict) else convs
+    return [c for c in convs if c["sid"] != origin]
+
+
+def test_group_that_exists_is_reused_not_duplicated(sms: Stack) -> None:
+    """Twilio answers 50438 for a second group with the same people: the half-made thread is
+    deleted, the existing group gets a note, and no conversation is left without the bot."""
+    origin = sms.text(ALICE, "@group 4155550001 4155550002")["conversation_sid"]
+    [first] = sms.wait_bot_messages(origin)
+    assert "I started a group text" in first["body"]
+    [group] = _groups(sms, origin)
+    sms.text(ALICE, "@group (415) 555-0002 (415) 555-0001", conversation_sid=origin)
+    second = sms.wait_bot_messages(origin, count=2)[1]
+    assert second["body"].startswith(IDENTITY)
+    assert "You already have a group text with" in second["body"]
+    [still] = _groups(sms, origin)  # the half-made second group was deleted
+    assert still["sid"] == group["sid"]
+    bots = [m for m in still["messages"] if m["author"] == BOT]
+    assert len(bots) == 2 and "already is one" in bots[1]["body"]
+    assert any(p.get("identity") == BOT for p in still["participants"])
+
+
+def test_group_binding_conflict_gets_a_plain_reason(sms: Stack) -> None:
+    """50416 (an address already bound in another active conversation): a short reason, no
+    Twilio wording, and the half-made conversation is gone."""
+    sms.twilio_fault(method="POST", path_contains="/Participants", status=409, code=50416, count=1)
+    origin = sms.text(ALICE, "@group 4155550001 4155550002")["conversation_sid"]
+    [ack] = sms.wait_bot_messages(origin)
+    assert "couldn't create the group" in ack["body"]
+    assert "already in another active text thread" in ack["body"]
+    assert "binding" not in ack["body"] and "proxy" not in ack["body"]
+    assert _groups(sms, origin) == []
+
+
+def test_twilio_error_text_is_never_echoed(sms: Stack) -> None:
+    sms.twilio_fault(
+        method="POST",
+        path_contains="/Calls.json",
+        status=400,
+        count=1,
+        code=21999,
+        message="Account AC123 internal routing table foo is misconfigured",
+    )
+    conv = sms.text(ALICE, "@call 4155550000")["conversation_sid"]
+    [ack] = sms.wait_bot_messages(conv)
+    assert "Sorry, I couldn't call +14155550000 (the phone service refused it)" in ack["body"]
+    assert "routing" not in ack["body"] and "AC123" not in ack["body"]
+    assert "internal routing table" in sms.procs["worker"].log_text()  # staff can see why

@@ -11,7 +11,7 @@ from twilio.rest import Client
 from common.prompts import IDENTITY
 from common.twilio_client import RebasedHttpClient
 from tests.sms.stack import BOT, BOT_NUMBER, Stack
-from tests.support import http_json
+from tests.support import http_json, wait_for
 
 ALICE, BOB, CAROL = "+14155550100", "+14155550101", "+14155550102"
 
@@ -228,3 +228,58 @@ def test_state_updated_answers_newest_message(sms: Stack) -> None:
     replies = sms.wait_bot_messages(conv, count=2)
     assert json.loads(replies[-1]["attributes"])["reply_to"] == newest.sid
     assert sms.chat_requests()[-1]["body"]["messages"][-1]["content"] == "newest question"
+
+
+def _worker_log(sms: Stack, conversation_sid: str) -> list[dict]:
+    """The worker's JSON log records about one conversation."""
+    out = []
+    for line in sms.procs["worker"].log_text().splitlines():
+        if line.startswith("{") and conversation_sid in line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def _wait_skipped(sms: Stack, conversation_sid: str, message: str) -> dict:
+    return wait_for(
+        lambda: next(
+            (
+                r
+                for r in _worker_log(sms, conversation_sid)
+                if message in r.get("msg", "") and r.get("outcome") == "skipped"
+            ),
+            None,
+        )
+    )
+
+
+def test_state_closed_gets_no_reply(sms: Stack) -> None:
+    """A closed conversation is final (Twilio refuses posts with 50377): no reply, even to an
+    unanswered customer message, and the worker says why with the conversation id."""
+    conv = sms.text(ALICE, "hello")["conversation_sid"]
+    sms.wait_bot_messages(conv)
+    rest(sms).conversations.v1.conversations(conv).messages.create(
+        author=ALICE, body="one more question"
+    )
+    http_json(
+        "POST",
+        sms.twilio_url + "/_sandbox/state_updated",
+        {"conversation_sid": conv, "state_to": "closed"},
+    )
+    record = _wait_skipped(sms, conv, "conversation closed")
+    assert record["event_type"] == "onConversationStateUpdated"
+    assert len(sms.bot_messages(conv)) == 1
+    assert len(sms.chat_requests()) == 1  # only the first message reached the model
+
+
+def test_state_inactive_answers_only_an_unanswered_message(sms: Stack) -> None:
+    conv = sms.text(ALICE, "hello")["conversation_sid"]
+    [reply] = sms.wait_bot_messages(conv)
+    # the newest message is the bot's own reply: going inactive is no reason to speak
+    http_json("POST", sms.twilio_url + "/_sandbox/state_updated", {"conversation_sid": conv})
+    record = _wait_skipped(sms, conv, "no reply")
+    assert record["event_type"] == "onConversationStateUpdated"
+    assert [m["sid"] for m in sms.bot_messages(conv)] == [reply["sid"]]
+    assert len(sms.chat_requests()) == 1

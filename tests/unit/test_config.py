@@ -32,6 +32,8 @@ def test_defaults() -> None:
         ({"BOT_PROJECTED_ADDRESS": "4082605145"}, "BOT_PROJECTED_ADDRESS"),
         ({"ALLOWED_ORIGINS": "https://a.example/path"}, "ALLOWED_ORIGINS"),
         ({"TASK_MAX_RETRIES": "many"}, "TASK_MAX_RETRIES"),
+        # the history is one Twilio list page: PageSize above 100 is refused by Twilio
+        ({"CHAT_HISTORY_LIMIT": "101"}, "CHAT_HISTORY_LIMIT"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
@@ -57,3 +59,7 @@ def test_secrets_not_in_repr() -> None:
     )
     assert "supersecret" not in repr(cfg)
     assert "a2tr" not in repr(cfg)
+
+
+def test_chat_history_limit_fits_one_twilio_page() -> None:
+    assert load_config({"CHAT_HISTORY_LIMIT": "100"}).chat_history_limit == 100
