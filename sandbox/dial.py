@@ -3,6 +3,11 @@ webhook), then open the ``<Stream>`` it names with the ``<Parameter>``s it lists
 
 When the stream ends, ask the ``<Connect action>`` URL what to do next, as Twilio would, so
 the caller hears the apology or a plain hang-up.
+
+The webhook's ``Direction`` is Twilio's: ``inbound`` for a call to our number,
+``outbound-api`` for one placed through the Calls API. ``AnsweredBy`` (answering machine
+detection) exists only on API calls and only with values the call's ``MachineDetection`` can
+produce (the Twilio simulator's rule, :data:`sandbox.twilio_sim.calls.ANSWERED_BY`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
+
+from sandbox.twilio_sim.calls import ANSWERED_BY, answered_by_values
 
 
 @dataclass
@@ -34,6 +41,18 @@ class AfterStream:
     @property
     def apologised(self) -> bool:
         return "Say" in self.verbs
+
+
+class NoStream(RuntimeError):
+    """The voice webhook answered without ``<Connect><Stream>`` (e.g. ``<Hangup/>`` for a fax)."""
+
+    def __init__(self, verbs: list[str]):
+        super().__init__(
+            "the voice webhook did not return <Connect><Stream> (it answered "
+            + (" + ".join(verbs) or "an empty <Response>")
+            + ")"
+        )
+        self.verbs = verbs
 
 
 def _post_signed(url: str, form: dict[str, str], auth_token: str) -> str:
@@ -60,15 +79,25 @@ def voice_webhook(
     from_: str,
     to: str,
     answered_by: str | None = None,
+    outbound: bool | None = None,
+    machine_detection: str | None = None,
 ) -> StreamTarget:
-    """POST /twilio/voice like Twilio and read the stream URL and parameters from the TwiML."""
+    """POST /twilio/voice like Twilio and read the stream URL and parameters from the TwiML.
+
+    ``outbound`` marks a call placed through the Calls API; left out, a call with an
+    ``answered_by`` is one (Twilio detects machines on API calls only). ``machine_detection``
+    left out is whichever mode can report ``answered_by``. A combination Twilio never sends is
+    a ``ValueError``; a webhook that answers without a stream is :class:`NoStream`."""
+    outbound = bool(answered_by) if outbound is None else outbound
+    if answered_by:
+        _check_amd(answered_by, outbound, machine_detection)
     form = {
         "CallSid": call_sid,
         "AccountSid": "AC" + "0" * 32,
         "From": from_,
         "To": to,
         "CallStatus": "in-progress",
-        "Direction": "inbound",
+        "Direction": "outbound-api" if outbound else "inbound",
         "ApiVersion": "2010-04-01",
     }
     if answered_by:
@@ -77,9 +106,23 @@ def voice_webhook(
     connect = root.find("Connect")
     stream = connect.find("Stream") if connect is not None else None
     if stream is None or not stream.get("url"):
-        raise RuntimeError("the voice webhook did not return <Connect><Stream>")
+        raise NoStream([el.tag for el in root])
     params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     return StreamTarget(stream.get("url", ""), params, connect.get("action"))
+
+
+def _check_amd(answered_by: str, outbound: bool, machine_detection: str | None) -> None:
+    if not outbound:
+        raise ValueError("Twilio reports AnsweredBy only on calls placed through the Calls API")
+    modes = [machine_detection] if machine_detection else list(ANSWERED_BY)
+    if machine_detection and machine_detection not in ANSWERED_BY:
+        raise ValueError(f"MachineDetection must be one of {', '.join(ANSWERED_BY)}")
+    if not any(answered_by in answered_by_values(mode) for mode in modes):
+        known = sorted({v for mode in modes for v in answered_by_values(mode)})
+        raise ValueError(
+            f"AnsweredBy {answered_by!r} is not one Twilio reports with MachineDetection="
+            f"{'|'.join(modes)}: {', '.join(known)}"
+        )
 
 
 def after_stream(target: StreamTarget, auth_token: str, call_sid: str) -> AfterStream:

@@ -6,11 +6,17 @@ everything else the relay needs travels as ``<Parameter>``s. When the stream clo
 requests the ``action`` URL: the relay has written to Redis why it ended the stream on purpose
 (voicemail left, time cap, caller gone), and then the call simply hangs up; anything else (the
 bridge failed, the relay crashed) gets a short apology instead of dead air.
+
+Answering machine detection (``AnsweredBy``, outbound calls placed with ``MachineDetection``):
+a machine (``machine_start`` from ``Enable``, ``machine_end_*`` from ``DetectMessageEnd``) gets
+the voicemail message, a fax machine is hung up on at once (there is nobody to talk to and the
+stream would run to the time cap), ``human``/``unknown`` get the normal conversation.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import redis
 from flask import Blueprint, Response, current_app, request
@@ -36,6 +42,12 @@ APOLOGY = (
     "or send us a text at this number. Goodbye."
 )
 UNAVAILABLE = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
+#: AnsweredBy values meaning an answering machine: the relay leaves a voicemail (it reads the
+#: ``amd`` parameter). Twilio: https://www.twilio.com/docs/voice/answering-machine-detection
+MACHINE_ANSWERS = frozenset(
+    {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other"}
+)
+FAX = "fax"
 
 
 def call_end_key(call_sid: str) -> str:
@@ -50,6 +62,13 @@ def direction_for(cfg: Config, from_: str, to: str) -> str:
     if to == cfg.bot_projected_address:
         return "inbound"
     return "unknown"
+
+
+def answer_mode(answered_by: str) -> Literal["fax", "voicemail", "live"]:
+    """``fax``, ``voicemail`` or ``live`` (human, unknown, or no detection at all)."""
+    if answered_by == FAX:
+        return "fax"
+    return "voicemail" if answered_by in MACHINE_ANSWERS else "live"
 
 
 def _twiml(vr: VoiceResponse) -> Response:
@@ -72,9 +91,16 @@ def voice() -> Response:
         vr.hangup()
         stats.incr(EVENTS, "voice", "misconfigured")
         return _twiml(vr)
+    answered_by = values.get("AnsweredBy", "")
+    mode = answer_mode(answered_by)
+    if mode == "fax":
+        log.info("fax machine answered; hanging up", extra={"call_sid": call_sid, "reason": FAX})
+        vr.hangup()
+        stats.incr(EVENTS, "voice", FAX)
+        return _twiml(vr)
     token = mint(cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS)
     params = {
-        "amd": values.get("AnsweredBy", ""),
+        "amd": answered_by,
         "direction": direction_for(cfg, values.get("From", ""), values.get("To", "")),
         "callSid": call_sid,
         "from": values.get("From", ""),
@@ -86,10 +112,9 @@ def voice() -> Response:
         if value:
             stream.parameter(name=name, value=value[: PARAMETER_MAX_CHARS - len(name)])
     vr.append(connect)
-    log.info(
-        "call connecting to relay", extra={"call_sid": call_sid, "outcome": params["direction"]}
-    )
-    stats.incr(EVENTS, "voice", "connected_" + params["direction"])
+    outcome = "voicemail" if mode == "voicemail" else params["direction"]
+    log.info("call connecting to relay", extra={"call_sid": call_sid, "outcome": outcome})
+    stats.incr(EVENTS, "voice", "connected_" + outcome)
     return _twiml(vr)
 
 

@@ -4,12 +4,17 @@ The point is to fail the way api.openai.com fails, so a request the simulator ac
 the real service accepts: unknown arguments, malformed ``messages``, ``max_tokens`` or a
 non-default ``temperature`` on reasoning models (gpt-5*, o1/o3/o4), retired or non-chat models.
 Messages are the ones seen in real responses (quoted in public issue threads).
+
+Content parts by role follow the openai SDK's message param types: user ``text``,
+``image_url``, ``input_audio``, ``file``; assistant ``text``, ``refusal``; system, developer
+and tool ``text`` only; function messages take a string.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 KNOWN_PARAMS = frozenset(
@@ -21,7 +26,17 @@ KNOWN_PARAMS = frozenset(
     web_search_options""".split()  # noqa: SIM905 - the parameter list of openai 3.51
 )
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+#: Every content part type the API knows (its error for an unknown type lists these).
 PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
+#: What each role may carry (openai.types.chat.ChatCompletion*MessageParam).
+ROLE_PART_TYPES: dict[str, tuple[str, ...]] = {
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+    "system": ("text",),
+    "developer": ("text",),
+    "tool": ("text",),
+}
+AUDIO_FORMATS = ("wav", "mp3")
 REASONING = re.compile(r"^(gpt-5|o1|o3|o4)")
 NOT_CHAT = re.compile(r"realtime|tts|whisper|transcribe|embedding|dall-e|moderation")
 
@@ -86,7 +101,11 @@ def _empty(param: str) -> OpenAIError:
 
 
 def _choice(value: Any, allowed: tuple[str, ...], param: str) -> OpenAIError:
-    listed = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
+    quoted = [f"'{a}'" for a in allowed]
+    if len(quoted) <= 2:
+        listed = " and ".join(quoted)
+    else:
+        listed = ", ".join(quoted[:-1]) + ", and " + quoted[-1]
     return OpenAIError(
         400, f"Invalid value: '{value}'. Supported values are: {listed}.", param, "invalid_value"
     )
@@ -141,15 +160,17 @@ def _messages(messages: Any) -> None:
             raise _missing(f"{where}.tool_call_id")
         if isinstance(content, str):
             continue
+        if role == "function":
+            raise _type_error(f"{where}.content", "a string", content)
         if not isinstance(content, list):
             raise _type_error(f"{where}.content", "one of a string or array of objects", content)
         if not content:
             raise _empty(f"{where}.content")
         for j, part in enumerate(content):
-            _part(part, f"{where}.content[{j}]")
+            _part(part, role, where, f"{where}.content[{j}]")
 
 
-def _part(part: Any, where: str) -> None:
+def _part(part: Any, role: str, message: str, where: str) -> None:
     if not isinstance(part, dict):
         raise _type_error(where, "an object", part)
     kind = part.get("type")
@@ -157,27 +178,74 @@ def _part(part: Any, where: str) -> None:
         raise _missing(f"{where}.type")
     if kind not in PART_TYPES:
         raise _choice(kind, PART_TYPES, f"{where}.type")
-    if kind == "text" and not isinstance(part.get("text"), str):
-        if "text" not in part:
-            raise _missing(f"{where}.text")
-        raise _type_error(f"{where}.text", "a string", part.get("text"))
-    if kind == "image_url":
-        image = part.get("image_url")
-        if image is None:
-            raise _missing(f"{where}.image_url")
-        if not isinstance(image, dict):
-            raise _type_error(f"{where}.image_url", "an object", image)
-        url = image.get("url")
-        if not isinstance(url, str) or not url:
-            raise _missing(f"{where}.image_url.url")
-        if not url.startswith(("http://", "https://", "data:image/")):
-            raise OpenAIError(
-                400,
-                f"Invalid '{where}.image_url.url'. Expected a valid URL, but got a value with an "
-                "invalid format.",
-                f"{where}.image_url.url",
-                "invalid_value",
-            )
+    allowed = ROLE_PART_TYPES[role]
+    if kind == "image_url" and role != "user":
+        # the wording of the real refusal (openai/openai-node#1030, OpenHands#7700)
+        raise OpenAIError(
+            400,
+            f"Invalid '{message}'. Image URLs are only allowed for messages with role 'user', "
+            f"but this message with role '{role}' contains an image URL.",
+            f"{where}.type",
+            "invalid_value",
+        )
+    if kind not in allowed:
+        raise _choice(kind, allowed, f"{where}.type")
+    PART_CHECKS[kind](part, where)
+
+
+def _string_field(part: dict[str, Any], name: str, where: str) -> None:
+    if name not in part:
+        raise _missing(f"{where}.{name}")
+    if not isinstance(part[name], str):
+        raise _type_error(f"{where}.{name}", "a string", part[name])
+
+
+def _image_url(part: dict[str, Any], where: str) -> None:
+    image = part.get("image_url")
+    if image is None:
+        raise _missing(f"{where}.image_url")
+    if not isinstance(image, dict):
+        raise _type_error(f"{where}.image_url", "an object", image)
+    url = image.get("url")
+    if not isinstance(url, str) or not url:
+        raise _missing(f"{where}.image_url.url")
+    if not url.startswith(("http://", "https://", "data:image/")):
+        raise OpenAIError(
+            400,
+            f"Invalid '{where}.image_url.url'. Expected a valid URL, but got a value with an "
+            "invalid format.",
+            f"{where}.image_url.url",
+            "invalid_value",
+        )
+
+
+def _input_audio(part: dict[str, Any], where: str) -> None:
+    audio = part.get("input_audio")
+    if audio is None:
+        raise _missing(f"{where}.input_audio")
+    if not isinstance(audio, dict):
+        raise _type_error(f"{where}.input_audio", "an object", audio)
+    for name in ("data", "format"):
+        _string_field(audio, name, f"{where}.input_audio")
+    if audio["format"] not in AUDIO_FORMATS:
+        raise _choice(audio["format"], AUDIO_FORMATS, f"{where}.input_audio.format")
+
+
+def _file(part: dict[str, Any], where: str) -> None:
+    file = part.get("file")
+    if file is None:
+        raise _missing(f"{where}.file")
+    if not isinstance(file, dict):
+        raise _type_error(f"{where}.file", "an object", file)
+
+
+PART_CHECKS: dict[str, Callable[[dict[str, Any], str], None]] = {
+    "text": lambda part, where: _string_field(part, "text", where),
+    "refusal": lambda part, where: _string_field(part, "refusal", where),
+    "image_url": _image_url,
+    "input_audio": _input_audio,
+    "file": _file,
+}
 
 
 def _numbers(body: dict[str, Any]) -> None:

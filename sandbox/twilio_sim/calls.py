@@ -2,12 +2,18 @@
 
 Validation follows Twilio's order and codes: missing To 21201, missing From 21213, no
 Url/Twiml/ApplicationSid 21205, bad To 21211, bad From 21212, From not on the account 21210,
-redirecting a call that is not in progress 21220. A created call stays ``queued`` until the
-sandbox control endpoints ring or answer it (there is no phone network here).
+redirecting a call that is not in progress 21220, a bad ``MachineDetection`` value or AMD
+tuning parameter 21234 (https://www.twilio.com/docs/api/errors/21234). A created call stays
+``queued`` until the sandbox control endpoints ring or answer it (there is no phone network).
+
+``AnsweredBy`` follows from the call's ``MachineDetection`` (Twilio's AMD docs): nothing without
+it, ``machine_start`` only with ``Enable``, ``machine_end_*`` only with ``DetectMessageEnd``,
+``human``/``fax``/``unknown`` with either. ``SendDigits`` switches detection off, as on Twilio.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +29,26 @@ bp = Blueprint("calls", __name__)
 PREFIX = "/2010-04-01/Accounts/<account_sid>"
 ENDED = {"completed", "canceled", "busy", "failed", "no-answer"}
 NOT_ANSWERED = {"queued", "ringing"}
-MACHINE_DETECTION = {"Enable", "DetectMessageEnd"}
+MACHINE_DETECTION = ("Enable", "DetectMessageEnd")
+_EITHER = ("human", "fax", "unknown")
+#: Which AnsweredBy values each MachineDetection mode can produce.
+ANSWERED_BY: dict[str, tuple[str, ...]] = {
+    "Enable": ("machine_start", *_EITHER),
+    "DetectMessageEnd": (
+        "machine_end_beep",
+        "machine_end_silence",
+        "machine_end_other",
+        *_EITHER,
+    ),
+}
+#: AMD tuning parameters and their documented ranges (error 21234's page).
+AMD_RANGES: dict[str, tuple[int, int]] = {
+    "MachineDetectionTimeout": (3, 59),
+    "MachineDetectionSpeechThreshold": (1000, 6000),
+    "MachineDetectionSpeechEndThreshold": (500, 5000),
+    "MachineDetectionSilenceTimeout": (2000, 10000),
+}
+APPLICATION_SID = re.compile(r"^AP[0-9a-fA-F]{32}$")
 CALLBACK_EVENTS = {"initiated", "ringing", "answered", "completed"}
 MAX_TWIML_CHARS = 4000
 
@@ -37,6 +62,36 @@ def formatted(number: str) -> str:
 def _valid_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def answered_by_values(machine_detection: str | None) -> tuple[str, ...]:
+    """The AnsweredBy values a call made with this MachineDetection can report (none without)."""
+    return ANSWERED_BY.get(machine_detection or "", ())
+
+
+def _machine_detection() -> str | None:
+    """The effective MachineDetection, or ``None``; a bad value or range is 21234."""
+    amd = form_value("MachineDetection")
+    if amd and amd not in MACHINE_DETECTION:
+        raise TwilioError(
+            400,
+            21234,
+            f"Invalid Machine Detection configuration value: MachineDetection {amd!r} is not "
+            "one of Enable, DetectMessageEnd",
+        )
+    for name, (low, high) in AMD_RANGES.items():
+        raw = form_value(name)
+        if raw is None:
+            continue
+        if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+            raise TwilioError(
+                400,
+                21234,
+                f"Invalid Machine Detection configuration value: {name} must be an integer "
+                f"between {low} and {high}",
+            )
+    # Twilio: "If both SendDigits and MachineDetection are provided, MachineDetection is ignored."
+    return amd if amd and not form_value("SendDigits") else None
 
 
 def _method(name: str) -> str:
@@ -55,6 +110,9 @@ def _validate_create() -> dict[str, Any]:
         raise TwilioError(400, 21213)
     if not (url or twiml or app_sid):
         raise TwilioError(400, 21205)
+    if app_sid and not APPLICATION_SID.match(app_sid):
+        # the spec's pattern for ApplicationSid; no specific Twilio code is documented
+        raise TwilioError(400, 20001, f"Invalid ApplicationSid: {app_sid}")
     if not (rules.E164.match(to) or to.startswith(("client:", "sip:"))):
         raise TwilioError(400, 21211, f"Invalid 'To' Phone Number: {to}")
     if not (rules.E164.match(from_) or from_.startswith("client:")):
@@ -71,9 +129,7 @@ def _validate_create() -> dict[str, Any]:
         raise TwilioError(400, 21205, f"Url is not a valid URL: {url}")
     if twiml and len(twiml) > MAX_TWIML_CHARS:
         raise TwilioError(400, 21200, f"Twiml must be at most {MAX_TWIML_CHARS} characters")
-    amd = form_value("MachineDetection")
-    if amd and amd not in MACHINE_DETECTION:
-        raise TwilioError(400, 21200, f"Invalid MachineDetection: {amd}")
+    amd = _machine_detection()
     events = request.form.getlist("StatusCallbackEvent")
     bad = [e for e in events if e not in CALLBACK_EVENTS]
     if bad:

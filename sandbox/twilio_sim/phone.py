@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.twilio_sim import rules, webhooks
-from sandbox.twilio_sim.calls import ENDED, set_status
+from sandbox.twilio_sim.calls import ENDED, answered_by_values, set_status
 from sandbox.twilio_sim.context import Sim
 from sandbox.twilio_sim.errors import TwilioError, not_found
 from sandbox.twilio_sim.records import new_sid
@@ -148,6 +148,33 @@ def _deliver(s: Sim, url: str | None, params: dict[str, str]) -> dict[str, Any]:
     return s.webhooks.post(target, params).summary()
 
 
+def _answered_by(call: dict[str, Any], status: str, answered_by: Any) -> str | None:
+    """The AMD result for an answer, refused unless Twilio could report it for this call."""
+    mode = call["_extra"]["machine_detection"]
+    allowed = answered_by_values(mode)
+    if answered_by is None:
+        if status == "in-progress" and allowed and call["status"] != "in-progress":
+            # Twilio's (blocking) AMD always reports who answered, "unknown" at worst
+            raise BadRequest(
+                f"call {call['sid']} was created with MachineDetection={mode}: "
+                f"answering needs answered_by, one of {', '.join(allowed)}"
+            )
+        return None
+    if status != "in-progress" or call["status"] == "in-progress":
+        raise BadRequest("answered_by is only reported when the call is answered")
+    if not allowed:
+        raise BadRequest(
+            f"answered_by {answered_by!r}: call {call['sid']} was created without "
+            "MachineDetection, so Twilio reports no AnsweredBy"
+        )
+    if answered_by not in allowed:
+        raise BadRequest(
+            f"answered_by {answered_by!r} does not fit MachineDetection={mode}; "
+            f"Twilio reports one of {', '.join(allowed)}"
+        )
+    return str(answered_by)
+
+
 def call_status(s: Sim, sid: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Ring, answer or end a call; ``answer: true`` also fetches its TwiML like Twilio does."""
     status = payload.get("status", "in-progress")
@@ -159,7 +186,7 @@ def call_status(s: Sim, sid: str, payload: dict[str, Any]) -> dict[str, Any]:
             raise not_found(f"/Calls/{sid}.json")
         if call["status"] in ENDED:
             raise BadRequest(f"call {sid} already ended ({call['status']})")
-        set_status(call, status, payload.get("answered_by"))
+        set_status(call, status, _answered_by(call, status, payload.get("answered_by")))
         extra, snapshot = call["_extra"], dict(call)
     result: dict[str, Any] = {"call_sid": sid, "status": status}
     if status != "in-progress" or not payload.get("fetch_twiml", True):

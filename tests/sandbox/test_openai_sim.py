@@ -177,3 +177,117 @@ def test_stall_fault_trips_the_client_timeout(oai: OpenAISim) -> None:
     [inflight] = oai.control("GET", "requests")[1]
     assert inflight["body"]["messages"][0]["content"] == "slow"
     assert oai.control("GET", "faults")[1] == {"faults": []}
+
+
+def _post(oai: OpenAISim, messages: list[dict]) -> requests.Response:
+    return requests.post(
+        f"{oai.url}/v1/chat/completions",
+        json={"model": "gpt-4.1", "messages": messages},
+        headers={"Authorization": f"Bearer {oai.api_key}"},
+        timeout=5,
+    )
+
+
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+FILE = {"type": "file", "file": {"file_id": "file-abc123"}}
+
+
+def test_user_parts_of_every_sdk_type_are_accepted(oai: OpenAISim) -> None:
+    # every member of openai.types.chat.ChatCompletionContentPartParam, through the SDK
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}
+    user = {"role": "user", "content": [{"type": "text", "text": "see"}, image, AUDIO, FILE]}
+    assistant = {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "ok"}, {"type": "refusal", "refusal": "no"}],
+    }
+    system = {"role": "system", "content": [{"type": "text", "text": "be brief"}]}
+    resp = oai.client().chat.completions.create(
+        model="gpt-4.1", messages=[system, user, assistant, {"role": "user", "content": "and?"}]
+    )
+    assert resp.choices[0].message.content.startswith('GateFrames sim reply to: "and?"')
+
+
+@pytest.mark.parametrize(
+    ("message", "allowed"),
+    [
+        # a type no role takes ("input_text" is the Responses API's name, a common mix-up)
+        (
+            {"role": "user", "content": [{"type": "input_text", "text": "x"}]},
+            "'text', 'image_url', 'input_audio', 'refusal', 'audio', and 'file'",
+        ),
+        (
+            {"role": "user", "content": [{"type": "refusal", "refusal": "x"}]},
+            "'text', 'image_url', 'input_audio', and 'file'",
+        ),
+        (
+            {"role": "user", "content": [{"type": "audio", "audio": {"id": "audio_1"}}]},
+            "'text', 'image_url', 'input_audio', and 'file'",
+        ),
+        ({"role": "assistant", "content": [FILE]}, "'text' and 'refusal'"),
+        ({"role": "assistant", "content": [AUDIO]}, "'text' and 'refusal'"),
+        ({"role": "system", "content": [AUDIO]}, "'text'"),
+        ({"role": "developer", "content": [{"type": "refusal", "refusal": "x"}]}, "'text'"),
+        ({"role": "tool", "tool_call_id": "call_1", "content": [FILE]}, "'text'"),
+    ],
+)
+def test_part_types_a_role_does_not_take_are_refused(
+    oai: OpenAISim, message: dict, allowed: str
+) -> None:
+    resp = _post(oai, [message])
+    kind = message["content"][0]["type"]
+    assert resp.status_code == 400
+    assert resp.json() == {
+        "error": {
+            "message": f"Invalid value: '{kind}'. Supported values are: {allowed}.",
+            "type": "invalid_request_error",
+            "param": "messages[0].content[0].type",
+            "code": "invalid_value",
+        }
+    }
+
+
+def test_image_in_a_non_user_message_is_refused_with_the_real_wording(oai: OpenAISim) -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}
+    resp = _post(
+        oai, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [image]}]
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"] == {
+        "message": "Invalid 'messages[1]'. Image URLs are only allowed for messages with role "
+        "'user', but this message with role 'assistant' contains an image URL.",
+        "type": "invalid_request_error",
+        "param": "messages[1].content[0].type",
+        "code": "invalid_value",
+    }
+
+
+@pytest.mark.parametrize(
+    ("part", "param", "code"),
+    [
+        (
+            {"type": "input_audio"},
+            "messages[0].content[0].input_audio",
+            "missing_required_parameter",
+        ),
+        (
+            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "ogg"}},
+            "messages[0].content[0].input_audio.format",
+            "invalid_value",
+        ),
+        ({"type": "file", "file": "file-abc123"}, "messages[0].content[0].file", "invalid_type"),
+        ({"type": "refusal"}, "messages[0].content[0].refusal", "missing_required_parameter"),
+    ],
+)
+def test_malformed_parts_are_refused(oai: OpenAISim, part: dict, param: str, code: str) -> None:
+    role = "assistant" if part["type"] == "refusal" else "user"
+    error = _post(oai, [{"role": role, "content": [part]}]).json()["error"]
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
+
+
+def test_function_message_content_must_be_a_string(oai: OpenAISim) -> None:
+    message = {"role": "function", "name": "f", "content": [{"type": "text", "text": "x"}]}
+    error = _post(oai, [message]).json()["error"]
+    assert (error["param"], error["code"]) == ("messages[0].content", "invalid_type")
+    assert error["message"] == (
+        "Invalid type for 'messages[0].content': expected a string, but got an array instead."
+    )

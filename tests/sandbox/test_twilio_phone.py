@@ -51,7 +51,10 @@ def test_call_create_fetch_and_hang_up(twilio: TwilioSim) -> None:
 def test_call_answer_redirect_complete(twilio: TwilioSim) -> None:
     client = twilio.client()
     call = client.calls.create(
-        to="+14155550001", from_=SECOND_NUMBER, twiml="<Response><Say>hi</Say></Response>"
+        to="+14155550001",
+        from_=SECOND_NUMBER,
+        twiml="<Response><Say>hi</Say></Response>",
+        machine_detection="Enable",
     )
     status, answered = twilio.control(
         "POST", f"calls/{call.sid}", {"status": "in-progress", "answered_by": "human"}
@@ -66,7 +69,9 @@ def test_call_answer_redirect_complete(twilio: TwilioSim) -> None:
 
 def test_answering_a_url_call_fetches_signed_voice_webhook(twilio: TwilioSim) -> None:
     url = twilio.receiver.url + "/twilio/voice"
-    call = twilio.client().calls.create(to=ALICE, from_=BOT_NUMBER, url=url)
+    call = twilio.client().calls.create(
+        to=ALICE, from_=BOT_NUMBER, url=url, machine_detection="Enable"
+    )
     status, answered = twilio.control("POST", f"calls/{call.sid}", {"answered_by": "machine_start"})
     assert (status, answered["webhook_status"]) == (200, 200)
     [hook] = twilio.receiver.requests

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
 from common.tokens import validate
 from tests.conftest import REDIS_URL
 from tests.sms.stack import post_form
-from tests.support import PYTHON, Proc, base_env, free_port, wait_port
+from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
 
 KEY = secrets.token_bytes(32)
 TOKEN = secrets.token_hex(16)
@@ -119,6 +120,73 @@ def test_outbound_call_with_machine_detection(web: Web) -> None:
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params["direction"] == "outbound"
     assert params["amd"] == "machine_end_beep"
+
+
+def outbound_answered_by(web: Web, answered_by: str, call_sid: str) -> tuple[int, str]:
+    status, body, _ = web.post(
+        "/twilio/voice",
+        {
+            "CallSid": call_sid,
+            "AccountSid": "AC" + "1" * 32,
+            "From": BOT,
+            "To": "+14155550100",
+            "AnsweredBy": answered_by,
+            "Direction": "outbound-api",
+            "CallStatus": "in-progress",
+        },
+    )
+    return status, body
+
+
+def voice_outcomes(web: Web) -> dict[str, float]:
+    """The web's ``gateframes_webhook_events`` counters for route ``voice``, from /metrics."""
+    with urllib.request.urlopen(web.url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "gateframes_webhook_events"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("route") == "voice"
+    }
+
+
+def test_fax_is_hung_up_on_at_once(web: Web) -> None:
+    sid = "CA" + "fa" * 16
+    before = voice_outcomes(web).get("fax", 0)
+    status, body = outbound_answered_by(web, "fax", sid)
+    root = ET.fromstring(body)
+    assert status == 200 and [c.tag for c in root] == ["Hangup"]  # no stream, no token
+    assert voice_outcomes(web).get("fax", 0) == before + 1
+    logged = wait_for(
+        lambda: [ln for ln in web.proc.log_text().splitlines() if "fax machine answered" in ln]
+    )
+    assert sid in logged[-1]
+
+
+@pytest.mark.parametrize(
+    "answered_by", ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other"]
+)
+def test_machine_answers_are_voicemail_calls(web: Web, answered_by: str) -> None:
+    # machine_start is what MachineDetection=Enable reports: a machine, like machine_end_*
+    before = voice_outcomes(web).get("connected_voicemail", 0)
+    _, body = outbound_answered_by(web, answered_by, "CA" + "9" * 32)
+    _, stream = stream_of(body)
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert (params["amd"], params["direction"]) == (answered_by, "outbound")
+    assert voice_outcomes(web).get("connected_voicemail", 0) == before + 1
+
+
+@pytest.mark.parametrize("answered_by", ["human", "unknown"])
+def test_human_and_unknown_keep_the_normal_call(web: Web, answered_by: str) -> None:
+    before = voice_outcomes(web)
+    _, body = outbound_answered_by(web, answered_by, "CA" + "8" * 32)
+    _, stream = stream_of(body)
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert (params["amd"], params["direction"]) == (answered_by, "outbound")
+    after = voice_outcomes(web)
+    assert after.get("connected_outbound", 0) == before.get("connected_outbound", 0) + 1
+    assert after.get("connected_voicemail", 0) == before.get("connected_voicemail", 0)
 
 
 def test_get_webhook_is_signed_too(web: Web) -> None:
