@@ -2,11 +2,16 @@
 
 Every process (web, relay, worker, simulators, CLIs) builds a :class:`Config` with
 :func:`get_config`. A bad value fails at start with a :class:`ConfigError` that names the
-variable, so an operator never debugs a half-configured service at 3 a.m.
+variable, so an operator never debugs a half-configured service at 3 a.m. Each field declares
+its parser and bounds next to it (:func:`setting`); one loop reads them all, and
+:func:`_check` adds the rules that tie fields together (production fails closed).
 
 A ``.env`` file in the working directory is read in development (values already in the
 environment win). Set ``GATEFRAMES_DOTENV=0`` to skip it (the test harness does, so a
 developer's real secrets never leak into a test run).
+
+``python -m common.config check`` validates the environment and names every bad variable
+(the release phase runs it before a deploy goes live).
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import ipaddress
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_ALLOWED_ORIGINS = (
@@ -25,13 +33,22 @@ DEFAULT_ALLOWED_ORIGINS = (
     "https://www.ricslist.com",
     "https://ricslist.com",
 )
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
 
 class ConfigError(ValueError):
     """A configuration variable is missing or malformed; the message names it."""
 
 
-def _bool(name: str, raw: str) -> bool:
+Parser = Callable[[str, str], Any]
+
+
+# -- parsers: (variable name, raw text) -> value, or ConfigError naming the variable ----------
+def text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def boolean(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -40,42 +57,82 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _int(name: str, raw: str, minimum: int = 0, maximum: int | None = None) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+def integer(minimum: int = 0, maximum: int | None = None, why: str = "") -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be <= {maximum}{why}, got {value}")
+        return value
+
+    return parse
+
+
+def number(minimum: float = 0.0) -> Parser:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def choice(*allowed: str, upper: bool = False) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip()
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def url(*schemes: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ConfigError(f"{name} must be an absolute {'/'.join(schemes)} URL, got {raw!r}")
+        return value
+
+    return parse
+
+
+def origin(*schemes: str) -> Parser:
+    as_url = url(*schemes)
+
+    def parse(name: str, raw: str) -> str:
+        value = as_url(name, raw)
+        parts = urlsplit(value)
+        if parts.path or parts.query or parts.fragment:
+            raise ConfigError(f"{name} must be an origin without path or query, got {raw!r}")
+        return value
+
+    return parse
+
+
+def origins(name: str, raw: str) -> tuple[str, ...]:
+    one = origin("http", "https")
+    return tuple(one(name, o) for o in raw.split(",") if o.strip())
+
+
+def e164(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16):
+        raise ConfigError(f"{name} must be an E.164 number like +14155550000, got {raw!r}")
     return value
 
 
-def _float(name: str, raw: str, minimum: float = 0.0) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
-    value = raw.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(f"{name} must be an absolute {'/'.join(schemes)} URL, got {raw!r}")
-    return value
-
-
-def _origin(name: str, raw: str, schemes: tuple[str, ...]) -> str:
-    value = _url(name, raw, schemes)
-    parts = urlsplit(value)
-    if parts.path or parts.query or parts.fragment:
-        raise ConfigError(f"{name} must be an origin without path or query, got {raw!r}")
-    return value
+def e164_list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(e164(name, n) for n in raw.split(",") if n.strip())
 
 
 def decode_key(raw: str, name: str = "ENCRYPTION_KEY") -> bytes:
@@ -89,64 +146,86 @@ def decode_key(raw: str, name: str = "ENCRYPTION_KEY") -> bytes:
     return key
 
 
-SECRET_NAMES = ("OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "ENCRYPTION_KEY")
+def aes_key(name: str, raw: str) -> bytes:
+    return decode_key(raw, name)
+
+
+def setting(default: Any, parse: Parser = text, *, secret: bool = False) -> Any:
+    """A Config field: its default, how its variable is parsed, and whether it is a secret
+    (kept out of ``repr``, so a logged Config never shows it)."""
+    return field(default=default, repr=not secret, metadata={"parse": parse, "secret": secret})
 
 
 @dataclass(frozen=True)
 class Config:
     """Typed, validated settings. Field names are the environment variable names, lowercased."""
 
-    openai_api_key: str = field(default="", repr=False)
-    openai_base_url: str = "https://api.openai.com/v1"
-    openai_realtime_url: str = "wss://api.openai.com/v1/realtime"
-    openai_realtime_model: str = "gpt-realtime-2.1"
-    openai_chat_model: str = "gpt-5.5"
-    realtime_voice: str = "ash"
-    realtime_turn_detection: str = "server_vad"
-    encryption_key: bytes = field(default=b"", repr=False)
-    twilio_account_sid: str = ""
-    twilio_auth_token: str = field(default="", repr=False)
-    twilio_api_base_url: str = ""
-    twilio_validate_signatures: bool = True
-    public_base_url: str = ""
-    relay_public_url: str = ""
-    redis_url: str = "redis://localhost:6379/0"
-    bot_identity: str = "gateframes-bot"
-    bot_projected_address: str = "+14082605145"
-    allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
-    allow_localhost_origins: bool = True
-    voicemail_notify_to: str = ""
+    openai_api_key: str = setting("", secret=True)
+    openai_base_url: str = setting("https://api.openai.com/v1", url("http", "https"))
+    openai_realtime_url: str = setting("wss://api.openai.com/v1/realtime", url("ws", "wss"))
+    openai_realtime_model: str = setting("gpt-realtime-2.1")
+    openai_chat_model: str = setting("gpt-5.5")
+    realtime_voice: str = setting("ash", choice(*VOICES))
+    realtime_turn_detection: str = setting("server_vad", choice("server_vad", "semantic_vad"))
+    encryption_key: bytes = setting(b"", aes_key, secret=True)
+    twilio_account_sid: str = setting("")
+    twilio_auth_token: str = setting("", secret=True)
+    twilio_api_base_url: str = setting("", origin("http", "https"))
+    twilio_validate_signatures: bool = setting(True, boolean)
+    #: ``enforce`` refuses a Media Streams upgrade without a valid X-Twilio-Signature; ``log``
+    #: only logs the refusal (an operator's switch, should a live call show Twilio not signing).
+    twilio_stream_signature: str = setting("enforce", choice("enforce", "log"))
+    public_base_url: str = setting("", url("http", "https"))
+    relay_public_url: str = setting("", url("ws", "wss"))
+    redis_url: str = setting("redis://localhost:6379/0", url("redis", "rediss", "unix"))
+    bot_identity: str = setting("gateframes-bot")
+    bot_projected_address: str = setting("+14082605145", e164)
+    allowed_origins: tuple[str, ...] = setting(DEFAULT_ALLOWED_ORIGINS, origins)
+    #: Defaults to true in development only (see :func:`_parse`).
+    allow_localhost_origins: bool = setting(False, boolean)
+    voicemail_notify_to: str = setting("", e164)
+    # Staff-only commands (@call, @group) and their limits.
+    staff_numbers: tuple[str, ...] = setting((), e164_list)
+    command_max_numbers: int = setting(5, integer(1, 9))
+    calls_per_author_per_day: int = setting(30, integer(0))
+    calls_per_day: int = setting(300, integer(0))
     # Operational knobs beyond the contract (documented in .env.example and the README).
-    app_env: str = "production"
-    log_level: str = "INFO"
-    log_format: str = "json"
-    http_rate_limit: str = "60 per minute"
-    convo_rate_limit: str = "12 per 30 seconds"
-    upgrade_rate_limit: str = "10 per minute"
-    dedupe_seconds: int = 600
-    chat_history_limit: int = 20
-    chat_timeout_seconds: float = 30.0
-    twilio_timeout_seconds: float = 10.0
-    task_max_retries: int = 4
-    task_retry_backoff_seconds: float = 2.0
-    task_lock_seconds: int = 180
-    celery_visibility_timeout: int = 600
-    publish_retry_seconds: float = 1.5
-    spool_dir: str = "var/spool"
-    spool_drain_interval_seconds: float = 2.0
-    inbox_redeliver_seconds: float = 900.0
-    session_time_limit_seconds: float = 600.0
-    goodbye_fallback_seconds: float = 20.0
-    max_frame_bytes: int = 1 << 20
-    trusted_proxy_count: int = 0
+    app_env: str = setting("production", choice("development", "production", "test"))
+    log_level: str = setting("INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", upper=True))
+    log_format: str = setting("json", choice("json", "text"))
+    metrics_token: str = setting("", secret=True)
+    http_rate_limit: str = setting("60 per minute")
+    convo_rate_limit: str = setting("12 per 30 seconds")
+    upgrade_rate_limit: str = setting("10 per minute")
+    dedupe_seconds: int = setting(600, integer(1))
+    chat_history_limit: int = setting(
+        20, integer(1, 100, " (the history is read as one Twilio list page)")
+    )
+    chat_timeout_seconds: float = setting(30.0, number())
+    twilio_timeout_seconds: float = setting(10.0, number())
+    task_max_retries: int = setting(4, integer(0))
+    task_retry_backoff_seconds: float = setting(2.0, number())
+    task_lock_seconds: int = setting(180, integer(1))
+    celery_visibility_timeout: int = setting(600, integer(1))
+    publish_retry_seconds: float = setting(1.5, number())
+    spool_dir: str = setting("var/spool")
+    spool_drain_interval_seconds: float = setting(2.0, number())
+    inbox_redeliver_seconds: float = setting(900.0, number())
+    session_time_limit_seconds: float = setting(600.0, number())
+    goodbye_fallback_seconds: float = setting(20.0, number())
+    max_frame_bytes: int = setting(1 << 20, integer(1024))
+    trusted_proxy_count: int = setting(0, integer(0))
+    token_max_lifetime_seconds: int = setting(600, integer(1))
+    # The browser relay: who owns the session, and how much one client may take.
+    browser_session_policy: str = setting("owned", choice("owned", "passthrough"))
+    browser_sessions_per_ip: int = setting(3, integer(1))
+    browser_idle_seconds: float = setting(60.0, number(1.0))
+    relay_max_sessions: int = setting(400, integer(1))
+    relay_header_timeout_seconds: float = setting(10.0, number(0.5))
 
     @property
     def is_development(self) -> bool:
         return self.app_env == "development"
-
-    @property
-    def validating_signatures(self) -> bool:
-        return self.twilio_validate_signatures
 
     def require(self, *names: str) -> None:
         """Fail with one message naming every missing variable a process needs."""
@@ -155,136 +234,72 @@ class Config:
             raise ConfigError("missing required configuration: " + ", ".join(missing))
 
 
-def _parse(env: Mapping[str, str]) -> Config:
-    def get(name: str) -> str | None:
-        value = env.get(name)
-        return value if value not in (None, "") else None
+def _is_loopback(value: str) -> bool:
+    host = urlsplit(value).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    kw: dict[str, object] = {}
-    strings = (
-        "OPENAI_API_KEY",
-        "OPENAI_REALTIME_MODEL",
-        "OPENAI_CHAT_MODEL",
-        "TWILIO_ACCOUNT_SID",
-        "TWILIO_AUTH_TOKEN",
-        "BOT_IDENTITY",
-        "HTTP_RATE_LIMIT",
-        "CONVO_RATE_LIMIT",
-        "UPGRADE_RATE_LIMIT",
-        "SPOOL_DIR",
-    )
-    for name in strings:
-        if (v := get(name)) is not None:
-            kw[name.lower()] = v.strip()
 
-    if (v := get("OPENAI_BASE_URL")) is not None:
-        kw["openai_base_url"] = _url("OPENAI_BASE_URL", v, ("http", "https"))
-    if (v := get("OPENAI_REALTIME_URL")) is not None:
-        kw["openai_realtime_url"] = _url("OPENAI_REALTIME_URL", v, ("ws", "wss"))
-    if (v := get("TWILIO_API_BASE_URL")) is not None:
-        kw["twilio_api_base_url"] = _origin("TWILIO_API_BASE_URL", v, ("http", "https"))
-    if (v := get("PUBLIC_BASE_URL")) is not None:
-        kw["public_base_url"] = _url("PUBLIC_BASE_URL", v, ("http", "https"))
-    if (v := get("RELAY_PUBLIC_URL")) is not None:
-        kw["relay_public_url"] = _url("RELAY_PUBLIC_URL", v, ("ws", "wss"))
-    if (v := get("REDIS_URL")) is not None:
-        kw["redis_url"] = _url("REDIS_URL", v, ("redis", "rediss", "unix"))
-    if (v := get("ENCRYPTION_KEY")) is not None:
-        kw["encryption_key"] = decode_key(v)
-
-    voices = {
-        "alloy",
-        "ash",
-        "ballad",
-        "coral",
-        "echo",
-        "sage",
-        "shimmer",
-        "verse",
-        "marin",
-        "cedar",
-    }
-    if (v := get("REALTIME_VOICE")) is not None:
-        if v.strip() not in voices:
-            raise ConfigError(
-                f"REALTIME_VOICE must be one of {', '.join(sorted(voices))}, got {v!r}"
-            )
-        kw["realtime_voice"] = v.strip()
-    if (v := get("REALTIME_TURN_DETECTION")) is not None:
-        if v.strip() not in ("server_vad", "semantic_vad"):
-            raise ConfigError(
-                f"REALTIME_TURN_DETECTION must be server_vad or semantic_vad, got {v!r}"
-            )
-        kw["realtime_turn_detection"] = v.strip()
-
-    for name in ("BOT_PROJECTED_ADDRESS", "VOICEMAIL_NOTIFY_TO"):
-        if (v := get(name)) is not None:
-            number = v.strip()
-            if not (number.startswith("+") and number[1:].isdigit() and 8 <= len(number) <= 16):
-                raise ConfigError(f"{name} must be an E.164 number like +14155550000, got {v!r}")
-            kw[name.lower()] = number
-
-    if (v := get("ALLOWED_ORIGINS")) is not None:
-        origins = tuple(
-            _origin("ALLOWED_ORIGINS", o, ("http", "https")) for o in v.split(",") if o.strip()
+def _check(cfg: Config) -> list[str]:
+    """Rules across fields: outside development, insecure settings are refused at start."""
+    if cfg.is_development:
+        return []
+    bad = []
+    if not cfg.twilio_validate_signatures:
+        bad.append(
+            "TWILIO_VALIDATE_SIGNATURES=false is only allowed with APP_ENV=development "
+            "(anyone could forge Twilio webhooks)"
         )
-        kw["allowed_origins"] = origins
-    for name in ("TWILIO_VALIDATE_SIGNATURES", "ALLOW_LOCALHOST_ORIGINS"):
-        if (v := get(name)) is not None:
-            kw[name.lower()] = _bool(name, v)
+    for name, secure in (("OPENAI_BASE_URL", "https"), ("OPENAI_REALTIME_URL", "wss")):
+        value = getattr(cfg, name.lower())
+        if urlsplit(value).scheme != secure and not _is_loopback(value):
+            bad.append(
+                f"{name} must be a {secure}:// URL outside development (the API key travels "
+                f"on it), got {value!r}"
+            )
+    return bad
 
-    if (v := get("APP_ENV")) is not None:
-        if v.strip() not in ("development", "production", "test"):
-            raise ConfigError(f"APP_ENV must be development, production or test, got {v!r}")
-        kw["app_env"] = v.strip()
-    if (v := get("LOG_LEVEL")) is not None:
-        if v.strip().upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {v!r}")
-        kw["log_level"] = v.strip().upper()
-    if (v := get("LOG_FORMAT")) is not None:
-        if v.strip() not in ("json", "text"):
-            raise ConfigError(f"LOG_FORMAT must be json or text, got {v!r}")
-        kw["log_format"] = v.strip()
 
-    ints = {
-        "DEDUPE_SECONDS": 1,
-        "CHAT_HISTORY_LIMIT": 1,
-        "TASK_MAX_RETRIES": 0,
-        "TASK_LOCK_SECONDS": 1,
-        "CELERY_VISIBILITY_TIMEOUT": 1,
-        "MAX_FRAME_BYTES": 1024,
-        "TRUSTED_PROXY_COUNT": 0,
-    }
-    #: Upper bounds: the history is read in one Twilio list page, whose PageSize is at most 100.
-    maxima = {"CHAT_HISTORY_LIMIT": 100}
-    for name, minimum in ints.items():
-        if (v := get(name)) is not None:
-            kw[name.lower()] = _int(name, v, minimum, maxima.get(name))
-    floats = (
-        "CHAT_TIMEOUT_SECONDS",
-        "TWILIO_TIMEOUT_SECONDS",
-        "TASK_RETRY_BACKOFF_SECONDS",
-        "PUBLISH_RETRY_SECONDS",
-        "SPOOL_DRAIN_INTERVAL_SECONDS",
-        "INBOX_REDELIVER_SECONDS",
-        "SESSION_TIME_LIMIT_SECONDS",
-        "GOODBYE_FALLBACK_SECONDS",
-    )
-    for name in floats:
-        if (v := get(name)) is not None:
-            kw[name.lower()] = _float(name, v)
-    return Config(**kw)  # type: ignore[arg-type]
+def _parse(env: Mapping[str, str], errors: list[str] | None = None) -> Config:
+    """Read every field from ``env``; collect problems into ``errors`` or raise the first."""
+    problems: list[str] = []
+    kw: dict[str, Any] = {}
+    for f in fields(Config):
+        raw = env.get(f.name.upper())
+        if raw is None or raw == "":
+            continue
+        try:
+            kw[f.name] = f.metadata["parse"](f.name.upper(), raw)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    app_env = kw.get("app_env", Config.app_env)
+    kw.setdefault("allow_localhost_origins", app_env == "development")
+    if not problems:
+        cfg = Config(**kw)
+        problems.extend(_check(cfg))
+    if errors is not None:
+        errors.extend(problems)
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else "; ".join(problems))
+    return cfg
+
+
+def _environment() -> Mapping[str, str]:
+    """The process environment, after ``.env`` (unless GATEFRAMES_DOTENV=0)."""
+    if os.environ.get("GATEFRAMES_DOTENV", "1") != "0":
+        from dotenv import load_dotenv
+
+        load_dotenv(os.environ.get("GATEFRAMES_ENV_FILE", ".env"), override=False)
+    return os.environ
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build a Config from ``env`` (default: the process environment plus ``.env``)."""
-    if env is None:
-        if os.environ.get("GATEFRAMES_DOTENV", "1") != "0":
-            from dotenv import load_dotenv
-
-            load_dotenv(os.environ.get("GATEFRAMES_ENV_FILE", ".env"), override=False)
-        env = os.environ
-    return _parse(env)
+    return _parse(_environment() if env is None else env)
 
 
 @functools.cache
@@ -302,3 +317,30 @@ def process_environment() -> dict[str, str]:
 def config_names() -> list[str]:
     """Every variable this module understands (for docs and .env.example checks)."""
     return [f.name.upper() for f in fields(Config)]
+
+
+def check(env: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem with the configuration (empty when it is good)."""
+    problems: list[str] = []
+    try:
+        _parse(_environment() if env is None else env, problems)
+    except ConfigError:
+        pass  # the problems are in the list
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["check"]:
+        print("usage: python -m common.config check", file=sys.stderr)
+        return 2
+    problems = check()
+    for problem in problems:
+        print(f"config: {problem}", file=sys.stderr)
+    if not problems:
+        print("config: ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

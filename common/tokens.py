@@ -32,6 +32,9 @@ TAG_BYTES = 16
 #: Clock skew tolerated between the minting server and us.
 MAX_FUTURE_IAT_MS = 30_000
 DEFAULT_TTL_SECONDS = 300
+#: Tokens meant to live longer (``exp - iat``) are refused whoever minted them: a leaked
+#: long-lived token would open sessions for as long as it says (TOKEN_MAX_LIFETIME_SECONDS).
+DEFAULT_MAX_LIFETIME_MS = 600_000
 #: A real token is ~150 characters; anything far longer is rejected before decoding.
 MAX_TOKEN_CHARS = 4096
 ORIGINS = ("client", "twilio")
@@ -54,6 +57,8 @@ class Claims:
     exp: int
     origin: str
     nonce: str
+    #: Stream tokens name the call they were minted for; a stream for another call is refused.
+    call_sid: str | None = None
 
     def ttl_ms_remaining(self, now_ms: int | None = None) -> int:
         now = _now_ms() if now_ms is None else now_ms
@@ -73,9 +78,14 @@ def _b64url_decode(text: str) -> bytes:
 
 
 def mint(
-    key: bytes, origin: str, ttl_seconds: int = DEFAULT_TTL_SECONDS, *, now_ms: int | None = None
+    key: bytes,
+    origin: str,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    *,
+    now_ms: int | None = None,
+    call_sid: str | None = None,
 ) -> str:
-    """A fresh token for ``origin`` valid for ``ttl_seconds``."""
+    """A fresh token for ``origin`` valid for ``ttl_seconds`` (bound to ``call_sid`` if given)."""
     if origin not in ORIGINS:
         raise ValueError(f"origin must be one of {ORIGINS}")
     now = _now_ms() if now_ms is None else now_ms
@@ -85,6 +95,8 @@ def mint(
         "origin": origin,
         "nonce": str(uuid.uuid4()),
     }
+    if call_sid:
+        claims["call_sid"] = call_sid
     iv = os.urandom(IV_BYTES)
     sealed = AESGCM(key).encrypt(iv, json.dumps(claims, separators=(",", ":")).encode(), None)
     return _b64url_encode(iv + sealed)
@@ -102,7 +114,14 @@ def _int_field(data: dict, name: str) -> int:
     return int(value)
 
 
-def validate(token: str, key: bytes, expected_origin: str, *, now_ms: int | None = None) -> Claims:
+def validate(
+    token: str,
+    key: bytes,
+    expected_origin: str,
+    *,
+    now_ms: int | None = None,
+    max_lifetime_ms: int = DEFAULT_MAX_LIFETIME_MS,
+) -> Claims:
     """Decrypt and check ``token``; raise :class:`TokenError` unless it is valid now."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenError("malformed")
@@ -133,9 +152,16 @@ def validate(token: str, key: bytes, expected_origin: str, *, now_ms: int | None
         raise TokenError("expired")
     if iat > now + MAX_FUTURE_IAT_MS:
         raise TokenError("not_yet_valid")
+    if exp - iat > max_lifetime_ms:
+        raise TokenError("lifetime")
     if origin != expected_origin:
         raise TokenError("wrong_origin")
-    return Claims(iat=iat, exp=exp, origin=origin, nonce=nonce[:200])
+    call_sid = data.get("call_sid")
+    if call_sid is not None and not isinstance(call_sid, str):
+        raise TokenError("bad_payload")
+    return Claims(
+        iat=iat, exp=exp, origin=origin, nonce=nonce[:200], call_sid=(call_sid or None)
+    )
 
 
 def token_from_request(path: str, query_string: str) -> str | None:
@@ -174,21 +200,26 @@ def _main(argv: list[str] | None = None) -> int:
     v.add_argument("--origin", choices=ORIGINS, required=True)
     args = parser.parse_args(argv)
     try:
-        key = get_config().encryption_key
+        cfg = get_config()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    key, max_lifetime = cfg.encryption_key, cfg.token_max_lifetime_seconds
     if not key:
         print("configuration error: ENCRYPTION_KEY is not set", file=sys.stderr)
         return 2
     if args.command == "mint":
-        if args.ttl_seconds <= 0:
-            print("--ttl-seconds must be positive", file=sys.stderr)
+        if not 0 < args.ttl_seconds <= max_lifetime:
+            print(
+                f"--ttl-seconds must be between 1 and {max_lifetime} "
+                "(TOKEN_MAX_LIFETIME_SECONDS; longer tokens are refused)",
+                file=sys.stderr,
+            )
             return 2
         print(mint(key, args.origin, args.ttl_seconds))
         return 0
     try:
-        claims = validate(args.token, key, args.origin)
+        claims = validate(args.token, key, args.origin, max_lifetime_ms=max_lifetime * 1000)
     except TokenError as exc:
         print(f"invalid: {exc.reason}", file=sys.stderr)
         return 1

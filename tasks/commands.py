@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 
+from celery.signals import worker_ready
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from common.config import Config
+from common.config import Config, get_config
+from common.prompts import with_identity
 from common.redis_util import get_redis, key
-from tasks import twilio_ops
+from tasks import call_quota, destinations, twilio_ops
 from tasks.parsing import Command
 from tasks.retry import is_transient
 
 log = logging.getLogger(__name__)
 
-GROUP_INTRO = (
-    "This is the GateFrames A.I. assistant. Welcome to your group chat! Everyone here can talk "
-    "freely; mention @ai in a message whenever you want me to help with gates, openers or "
-    "accessories."
+GROUP_INTRO = with_identity(
+    "Welcome to your group chat! Everyone here can talk freely; mention @ai in a message "
+    "whenever you want me to help with gates, openers or accessories."
 )
 
 
@@ -42,9 +43,9 @@ REASONS: dict[int, str] = {
 GENERIC_REASON = "the phone service refused it"
 
 
-GROUP_REMINDER = (
-    "This is the GateFrames A.I. assistant. Someone asked for a group text with everyone here, "
-    "and this thread already is one. Mention @ai whenever you want me to help."
+GROUP_REMINDER = with_identity(
+    "Someone asked for a group text with everyone here, and this thread already is one. "
+    "Mention @ai whenever you want me to help."
 )
 
 
@@ -69,19 +70,75 @@ def _log_refusal(what: str, exc: Exception) -> None:
         log.warning("%s failed: %s", what, type(exc).__name__, extra={"outcome": "refused"})
 
 
-def run_call(client: Client, cfg: Config, reply_key: str, command: Command) -> str:
+def staff_only_reply(command: Command) -> str:
+    return with_identity(
+        f"Sorry, only GateFrames staff can use @{command.name}. I'm happy to help with gates, "
+        "openers and accessories right here, or a person from our team can call you back."
+    )
+
+
+@worker_ready.connect
+def _announce(**_: object) -> None:
+    cfg = get_config()
+    if cfg.staff_numbers:
+        log.info("@call and @group are open to %d staff numbers", len(cfg.staff_numbers))
+    else:
+        log.warning("STAFF_NUMBERS is empty: @call and @group are off for everyone")
+
+
+def run(client: Client, cfg: Config, reply_key: str, author: str, command: Command) -> str:
+    """Run a command for ``author``; return the acknowledgement for the thread.
+
+    Outbound calls and group texts cost money per number and reach people who never texted
+    us, so only staff may use them, with a cap on numbers per message and calls per day."""
+    if author not in cfg.staff_numbers:
+        log.warning(
+            "@%s refused: the author is not on STAFF_NUMBERS",
+            command.name,
+            extra={"message_sid": reply_key, "outcome": "not_staff"},
+        )
+        return staff_only_reply(command)
+    if len(command.numbers) + len(command.invalid) > cfg.command_max_numbers:
+        return with_identity(
+            f"Sorry, I can take at most {cfg.command_max_numbers} numbers in one "
+            f"@{command.name} message, so I did nothing. Please send fewer."
+        )
+    if command.name == "call":
+        return run_call(client, cfg, reply_key, author, command)
+    return run_group(client, cfg, reply_key, author, command)
+
+
+def _screen(cfg: Config, numbers: list[str]) -> tuple[list[str], list[str]]:
+    """(numbers that may be used, "number (reason)" for the ones that may not)."""
+    allowed, refused = [], []
+    for number in numbers:
+        reason = destinations.refusal(number, cfg.bot_projected_address)
+        if reason is None:
+            allowed.append(number)
+        else:
+            refused.append(f"{number} ({reason})")
+    return allowed, refused
+
+
+def run_call(client: Client, cfg: Config, reply_key: str, author: str, command: Command) -> str:
     """Place the calls; return the acknowledgement for the thread."""
     if not command.numbers and not command.invalid:
-        return (
-            "This is the GateFrames A.I. assistant. Tell me who to call, for example: "
-            "@call (415) 555-0100"
-        )
+        return with_identity("Tell me who to call, for example: @call (415) 555-0100")
+    allowed, failed = _screen(cfg, command.numbers)
+    failed = [f"{raw} (not a valid US phone number)" for raw in command.invalid] + failed
     placed: list[str] = []
-    failed = [f"{raw} (not a valid US phone number)" for raw in command.invalid]
-    for number in command.numbers:
+    capped: list[str] = []
+    for number in allowed:
         try:
-            twilio_ops.place_call(client, cfg, reply_key, number)
+            twilio_ops.place_call(client, cfg, reply_key, number, author)
             placed.append(number)
+        except call_quota.CapReached as cap:
+            capped.append(number)
+            log.warning(
+                "call cap reached (%s)",
+                cap.scope,
+                extra={"message_sid": reply_key, "outcome": "call_cap"},
+            )
         except Exception as exc:
             if is_transient(exc):
                 raise  # the task retries; numbers already dialed are remembered
@@ -92,31 +149,40 @@ def run_call(client: Client, cfg: Config, reply_key: str, command: Command) -> s
         parts.append("Calling " + ", ".join(placed) + " now!")
     if failed:
         parts.append("Sorry, I couldn't call " + "; ".join(failed) + ".")
-    return "This is the GateFrames A.I. assistant. " + " ".join(parts)
+    if capped:
+        parts.append(
+            "Today's limit for outbound calls is reached, so I didn't call "
+            + ", ".join(capped)
+            + ". Please try again tomorrow or call from your own phone."
+        )
+    return with_identity(" ".join(parts))
 
 
 def run_group(client: Client, cfg: Config, reply_key: str, author: str, command: Command) -> str:
     """Create the group thread; return the acknowledgement for the original thread."""
-    prefix = "This is the GateFrames A.I. assistant. "
     if command.invalid:
-        return (
-            prefix
-            + "Sorry, I couldn't create the group: "
+        return with_identity(
+            "Sorry, I couldn't create the group: "
             + ", ".join(command.invalid)
             + " is not a valid US phone number. Group texts "
             "only work with US and Canadian (+1) numbers."
         )
     numbers = [n for n in command.numbers if n != author]
     if not numbers:
-        return prefix + "Tell me who to add, for example: @group (415) 555-0100 (415) 555-0101"
+        return with_identity(
+            "Tell me who to add, for example: @group (415) 555-0100 (415) 555-0101"
+        )
     if not author.startswith("+1"):
-        return (
-            prefix + "Sorry, I couldn't create the group: group texts only work with US and "
+        return with_identity(
+            "Sorry, I couldn't create the group: group texts only work with US and "
             "Canadian (+1) numbers, and yours is not one."
         )
+    _, refused = _screen(cfg, numbers)
+    if refused:
+        return with_identity("Sorry, I couldn't create the group: " + "; ".join(refused) + ".")
     if len(numbers) + 2 > twilio_ops.GROUP_MMS_MAX_PARTICIPANTS:
-        return (
-            prefix + "Sorry, I couldn't create the group: a group text can have at most "
+        return with_identity(
+            "Sorry, I couldn't create the group: a group text can have at most "
             f"{twilio_ops.GROUP_MMS_MAX_PARTICIPANTS} participants including you and me, "
             f"so please name at most {twilio_ops.GROUP_MMS_MAX_PARTICIPANTS - 2} numbers."
         )
@@ -133,21 +199,21 @@ def run_group(client: Client, cfg: Config, reply_key: str, author: str, command:
             twilio_ops.delete_conversation(client, made)
             get_redis().delete(marker)
         _log_refusal("group", exc)
-        return prefix + f"Sorry, I couldn't create the group: {_reason(exc)}."
+        return with_identity(f"Sorry, I couldn't create the group: {_reason(exc)}.")
     twilio_ops.post_once(client, cfg, group_sid, f"{reply_key}:intro", GROUP_INTRO)
-    return prefix + "I started a group text with you and " + ", ".join(numbers) + "."
+    return with_identity("I started a group text with you and " + ", ".join(numbers) + ".")
 
 
 def _group_exists(
     client: Client, cfg: Config, reply_key: str, numbers: list[str], existing: str | None
 ) -> str:
     """These people already share a group thread: point the author there, never make a second."""
-    prefix = "This is the GateFrames A.I. assistant. "
     who = ", ".join(numbers)
     if existing is None:
-        return prefix + f"You already have a group text with {who}, so I didn't start another."
+        return with_identity(
+            f"You already have a group text with {who}, so I didn't start another."
+        )
     twilio_ops.post_once(client, cfg, existing, f"{reply_key}:existing", GROUP_REMINDER)
-    return (
-        prefix + f"You already have a group text with {who}; I posted a note there so you "
-        "can pick it up."
+    return with_identity(
+        f"You already have a group text with {who}; I posted a note there so you can pick it up."
     )

@@ -55,10 +55,7 @@ def respond(
         twilio_ops.ensure_bot(client, cfg, conversation_sid, participants)
 
     if command is not None:
-        if command.name == "call":
-            ack = commands.run_call(client, cfg, reply_key, command)
-        else:
-            ack = commands.run_group(client, cfg, reply_key, turn.author, command)
+        ack = commands.run(client, cfg, reply_key, turn.author, command)
         twilio_ops.post_once(client, cfg, conversation_sid, reply_key, ack)
         return f"command_{command.name}"
 

@@ -17,6 +17,7 @@ from twilio.rest import Client
 
 from common.config import Config
 from common.redis_util import get_redis, key
+from tasks import call_quota
 from tasks.chat import Turn, media_types
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,9 @@ def post_once(
     return message.sid
 
 
-def place_call(client: Client, cfg: Config, reply_key: str, number: str) -> str:
-    """One outbound call to ``number``, at most once per (message, number).
+def place_call(client: Client, cfg: Config, reply_key: str, number: str, author: str) -> str:
+    """One outbound call to ``number``, at most once per (message, number), counted against
+    today's caps (:mod:`tasks.call_quota`; raises ``CapReached`` when they are used up).
 
     A marker is taken *before* dialing: if a run dies right after Twilio accepted the call, a
     re-run must not ring the person a second time, so an unfinished marker counts as placed."""
@@ -151,6 +153,11 @@ def place_call(client: Client, cfg: Config, reply_key: str, number: str) -> str:
     r = get_redis()
     if not r.set(marker, "dialing", nx=True, ex=MARKER_SECONDS):
         return r.get(marker) or "dialing"
+    try:
+        call_quota.reserve(cfg, author)
+    except Exception:
+        r.delete(marker)
+        raise
     try:
         call = client.calls.create(
             to=number,
@@ -160,6 +167,7 @@ def place_call(client: Client, cfg: Config, reply_key: str, number: str) -> str:
         )
     except Exception:
         r.delete(marker)  # Twilio refused or was unreachable: no call exists, retry is safe
+        call_quota.release(author)
         raise
     r.set(marker, call.sid, ex=MARKER_SECONDS)
     return call.sid

@@ -98,7 +98,10 @@ def voice() -> Response:
         vr.hangup()
         stats.incr(EVENTS, "voice", FAX)
         return _twiml(vr)
-    token = mint(cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS)
+    # Bound to this call: the relay refuses a stream whose start.callSid is another call's.
+    token = mint(
+        cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS, call_sid=call_sid
+    )
     params = {
         "amd": answered_by,
         "direction": direction_for(cfg, values.get("From", ""), values.get("To", "")),

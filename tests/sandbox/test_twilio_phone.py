@@ -200,6 +200,10 @@ def test_group_inbound_and_rest_webhook_opt_in(twilio: TwilioSim) -> None:
     assert reply["conversation_sid"] == sent["conversation_sid"]
     assert len(twilio.receiver.requests) == 2
     thread = twilio.client().conversations.v1.conversations(sent["conversation_sid"])
+    # a Group MMS author must be a participant (50513), so the bot joins first, as the app does
+    thread.participants.create(
+        identity="gateframes-bot", messaging_binding_projected_address=BOT_NUMBER
+    )
     thread.messages.create(author="gateframes-bot", body="quiet")  # REST: no webhook
     thread.messages.create(author="gateframes-bot", body="loud", x_twilio_webhook_enabled="true")
     twilio.receiver.wait(3)

@@ -27,6 +27,8 @@ from tests.support import (
 )
 
 BOT = "gateframes-bot"
+#: Authors allowed to use @call and @group in the SMS stacks (ALICE and a second staff phone).
+STAFF = ("+14155550100", "+14155550199")
 BOT_NUMBER = "+14082605145"
 
 
@@ -80,6 +82,7 @@ class Stack:
                 "TASK_MAX_RETRIES": "3",
                 "CHAT_TIMEOUT_SECONDS": "3",
                 "LOG_FORMAT": "json",
+                "STAFF_NUMBERS": ",".join(STAFF),
                 **(env or {}),
             }
         )

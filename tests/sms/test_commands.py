@@ -65,7 +65,7 @@ def test_group_limits_are_explained(sms: Stack) -> None:
     numbers = " ".join(f"41555501{i:02d}" for i in range(10))
     conv = sms.text(ALICE, f"@group {numbers}")["conversation_sid"]
     [ack] = sms.wait_bot_messages(conv)
-    assert "at most 10 participants" in ack["body"]
+    assert "at most 5 numbers in one @group message" in ack["body"]  # COMMAND_MAX_NUMBERS
     conv2 = sms.text("+14155550199", "@group 4155550123 +44 20 7946 0958")["conversation_sid"]
     [ack2] = sms.wait_bot_messages(conv2)
     assert "+1" in ack2["body"] and "couldn't create the group" in ack2["body"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 
 import pytest
 
 from common.config import ConfigError, load_config
+from tests.support import base_env
 
 
 def test_defaults() -> None:
@@ -63,3 +66,84 @@ def test_secrets_not_in_repr() -> None:
 
 def test_chat_history_limit_fits_one_twilio_page() -> None:
     assert load_config({"CHAT_HISTORY_LIMIT": "100"}).chat_history_limit == 100
+
+
+# -- production fails closed ------------------------------------------------------------------
+def test_signature_checks_cannot_be_switched_off_in_production() -> None:
+    for env in ("production", "test"):
+        with pytest.raises(ConfigError, match="TWILIO_VALIDATE_SIGNATURES"):
+            load_config({"APP_ENV": env, "TWILIO_VALIDATE_SIGNATURES": "false"})
+    cfg = load_config({"APP_ENV": "development", "TWILIO_VALIDATE_SIGNATURES": "false"})
+    assert cfg.twilio_validate_signatures is False
+
+
+def test_localhost_origins_default_on_only_in_development() -> None:
+    assert load_config({"APP_ENV": "development"}).allow_localhost_origins is True
+    assert load_config({}).allow_localhost_origins is False
+    assert load_config({"APP_ENV": "test"}).allow_localhost_origins is False
+    explicit = load_config({"ALLOW_LOCALHOST_ORIGINS": "true"})
+    assert explicit.allow_localhost_origins is True
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("OPENAI_BASE_URL", "http://api.openai.com/v1"),
+        ("OPENAI_REALTIME_URL", "ws://api.openai.com/v1/realtime"),
+        ("OPENAI_BASE_URL", "http://10.0.0.5:8080/v1"),
+    ],
+)
+def test_openai_urls_must_be_encrypted_outside_development(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})
+    assert load_config({"APP_ENV": "development", name: value})
+
+
+@pytest.mark.parametrize(
+    "value", ["http://127.0.0.1:5301/v1", "http://localhost:5301/v1", "http://[::1]:5301/v1"]
+)
+def test_loopback_simulators_are_allowed_plain(value: str) -> None:
+    assert load_config({"OPENAI_BASE_URL": value}).openai_base_url == value
+
+
+def test_check_names_every_bad_variable(tmp_path) -> None:
+    env = {
+        "GATEFRAMES_DOTENV": "0",
+        "APP_ENV": "production",
+        "REDIS_URL": "nope",
+        "STAFF_NUMBERS": "+14155550100,4155550101",
+        "CHAT_HISTORY_LIMIT": "500",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "common.config", "check"],
+        env={**base_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    for name in ("REDIS_URL", "STAFF_NUMBERS", "CHAT_HISTORY_LIMIT"):
+        assert name in out.stderr
+    good = subprocess.run(
+        [sys.executable, "-m", "common.config", "check"],
+        env={**base_env(), "GATEFRAMES_DOTENV": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (good.returncode, good.stdout.strip()) == (0, "config: ok")
+
+
+@pytest.mark.parametrize("module", ["webhooks", "relay"])
+def test_production_start_with_signatures_off_is_refused(module: str) -> None:
+    """The attack: an operator (or a leaked .env) turns signature checks off in production.
+    Neither the web process nor the relay starts."""
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--port", "0"],
+        env={**base_env(), "APP_ENV": "production", "TWILIO_VALIDATE_SIGNATURES": "false"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "TWILIO_VALIDATE_SIGNATURES" in out.stderr and "development" in out.stderr

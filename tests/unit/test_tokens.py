@@ -245,3 +245,22 @@ def test_cli_names_bad_key() -> None:
         text=True,
     )
     assert result.returncode == 2 and "ENCRYPTION_KEY" in result.stderr
+
+
+def test_a_ten_year_token_is_refused_whoever_minted_it() -> None:
+    key = os.urandom(32)
+    forever = mint(key, "client", ttl_seconds=10 * 365 * 24 * 3600)
+    with pytest.raises(TokenError) as refused:
+        validate(forever, key, "client")
+    assert refused.value.reason == "lifetime"
+    ten_minutes = mint(key, "client", ttl_seconds=600)
+    assert validate(ten_minutes, key, "client").origin == "client"
+    with pytest.raises(TokenError):
+        validate(ten_minutes, key, "client", max_lifetime_ms=300_000)
+
+
+def test_stream_tokens_name_their_call() -> None:
+    key = os.urandom(32)
+    bound = mint(key, "twilio", ttl_seconds=120, call_sid="CA" + "a" * 32)
+    assert validate(bound, key, "twilio").call_sid == "CA" + "a" * 32
+    assert validate(mint(key, "client"), key, "client").call_sid is None

@@ -1,0 +1,37 @@
+"""Which numbers @call and @group may reach (pure rules, no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.destinations import refusal
+
+BOT = "+14082605145"
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["+14155551000", "+12125551212", "+16045550123", "+14165550100", "+18005550100"],
+)
+def test_ordinary_us_canadian_and_toll_free_numbers_pass(number: str) -> None:
+    assert refusal(number, BOT) is None
+
+
+@pytest.mark.parametrize(
+    "number, reason",
+    [
+        ("+19005550199", "premium-rate"),
+        ("+14159761234", "premium-rate"),  # 976 exchanges are pay-per-call
+        ("+18765550100", "only US and Canadian"),  # Jamaica
+        ("+12423571234", "only US and Canadian"),  # Bahamas
+        ("+18095550100", "only US and Canadian"),  # Dominican Republic
+        ("+17875550100", "only US and Canadian"),  # Puerto Rico: billed apart from the US
+        ("+14152111234", "service codes"),  # N11 exchange
+        ("+19115550100", "service codes"),  # N11 area code
+        ("+15005550006", "that kind of number"),  # 500: personal communication services
+        ("+442079460958", "only US and Canadian"),
+        (BOT, "my own number"),
+    ],
+)
+def test_costly_foreign_and_special_numbers_are_refused(number: str, reason: str) -> None:
+    assert reason in (refusal(number, BOT) or "")
