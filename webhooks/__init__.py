@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from celery import Celery, Task
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.config import Config, get_config
 from common.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def _warn_untrusted_router() -> Callable[[], None]:
+    """Behind a router every request comes from the router's address, so per-IP limits would
+    lump all callers together: say so once, naming the setting, at the first such request."""
+    warned = False
+
+    def check() -> None:
+        nonlocal warned
+        if not warned and request.headers.get("X-Forwarded-For"):
+            warned = True
+            log.warning(
+                "requests carry X-Forwarded-For but TRUSTED_PROXY_COUNT=0: per-IP limits see "
+                "the router's address; set TRUSTED_PROXY_COUNT to the number of proxy hops"
+            )
+
+    return check
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -33,6 +55,8 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
     app.extensions["gateframes_config"] = cfg
     if cfg.trusted_proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.trusted_proxy_count)  # type: ignore[method-assign]
+    else:
+        app.before_request(_warn_untrusted_router())
     app.config.update(
         RATELIMIT_STORAGE_URI=cfg.redis_url,
         # Short timeouts: a dead Redis must not stall a webhook past Twilio's 5 s budget.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
+
 import redis
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from common.redis_util import get_redis
@@ -26,5 +28,21 @@ def healthz():
 
 @bp.get("/metrics")
 def metrics():
+    token = current_app.extensions["gateframes_config"].metrics_token
+    if token and not bearer_ok(request.headers.get("Authorization"), token):
+        return Response(
+            "metrics need Authorization: Bearer <METRICS_TOKEN>\n",
+            status=401,
+            mimetype="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     body = generate_latest(REGISTRY) + generate_latest(_shared)
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def bearer_ok(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )

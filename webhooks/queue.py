@@ -63,10 +63,13 @@ class Spool:
         self.dir = Path(directory)
 
     def put(self, event: dict[str, Any]) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # Spooled events hold customers' numbers and texts: owner-only, whatever the umask.
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
         tmp = self.dir / (name + ".tmp")
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(json.dumps(event).encode())
             fh.flush()
             os.fsync(fh.fileno())

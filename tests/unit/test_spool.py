@@ -63,3 +63,18 @@ def test_unreadable_file_is_kept_aside(tmp_path: Path) -> None:
     broker = FakeBroker()
     assert Spool(tmp_path).drain(broker) == 0  # type: ignore[arg-type]
     assert list(tmp_path.glob("*.bad"))
+
+
+def test_spool_is_owner_only(tmp_path) -> None:
+    """Spooled events hold customers' numbers and texts."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        spool = Spool(tmp_path / "spool")
+        path = spool.put({"MessageSid": "IM9", "Body": "my gate code is 1234"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "spool").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
