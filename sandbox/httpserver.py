@@ -34,15 +34,17 @@ def serve(app: Callable[..., Any], host: str, port: int, name: str) -> None:
     """Block serving ``app`` on ``host:port``; return after SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-    server.daemon_threads = True  # a stalled request must not hold up exit
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         stop.set()
 
+    # Handlers first: the port opening is the readiness signal, and a SIGTERM right after it
+    # must stop the server cleanly rather than kill it (exit -15).
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+    server.daemon_threads = True  # a stalled request must not hold up exit
     loop = threading.Thread(target=server.serve_forever, name=f"{name}-http", daemon=True)
     loop.start()
     print(f"{name} listening on http://{host}:{server.server_port}", flush=True)
