@@ -3,20 +3,29 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+STAMP := $(VENV)/.runtime-$(shell cat requirements.txt | sha1sum | cut -c1-12)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 REDIS_PORT ?= 6379
 
-.PHONY: run test soak lint format redis venv clean browser-deps
+.PHONY: run test soak lint format redis venv dev-venv clean browser-deps check-config
 
+# Runtime packages only (what the PaaS installs), for make run.
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+	@rm -f $(VENV)/.runtime-* && touch $(STAMP)
+
+# Runtime plus the test tools, for make test.
+$(DEV_STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.runtime-* $(VENV)/.dev-* && touch $(STAMP) $(DEV_STAMP)
 
 venv: $(STAMP)
+dev-venv: $(DEV_STAMP)
 
 # Start the machine's Redis when nothing answers on 127.0.0.1:$(REDIS_PORT).
-redis: venv
+redis: dev-venv
 	@$(PY) -c "import redis,sys; redis.Redis(port=$(REDIS_PORT), socket_connect_timeout=1).ping()" 2>/dev/null \
 	  || { echo "Redis not answering on 127.0.0.1:$(REDIS_PORT); starting redis-server"; \
 	       dir=/var/lib/redis; test -w $$dir || dir=$$(mktemp -d); \
@@ -39,13 +48,17 @@ test: redis browser-deps
 soak: redis
 	$(PY) -m pytest -m soak -q -rP  # -rP: print the figures the soaks measured
 
-lint: venv
+lint: dev-venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: venv
+format: dev-venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The release-phase check: every bad variable named, non-zero exit.
+check-config: venv
+	$(PY) -m common.config check
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -136,7 +136,14 @@ def e164_list(name: str, raw: str) -> tuple[str, ...]:
 
 
 def decode_key(raw: str, name: str = "ENCRYPTION_KEY") -> bytes:
-    """Decode a standard-base64 AES key and insist on 16, 24 or 32 bytes."""
+    """Decode a standard-base64 AES key and insist on 16, 24 or 32 bytes.
+
+    64 hex characters (what a PaaS secret generator such as app.json's ``"generator":
+    "secret"`` makes) are read as the 32 key bytes: as base64 they would be 48 bytes, which
+    is no AES key, so the two forms cannot be confused."""
+    text_value = raw.strip()
+    if len(text_value) == 64 and all(c in "0123456789abcdefABCDEF" for c in text_value):
+        return bytes.fromhex(text_value)
     try:
         key = base64.b64decode(raw.strip(), validate=True)
     except (binascii.Error, ValueError):

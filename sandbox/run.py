@@ -167,7 +167,9 @@ def main() -> int:
     ensure_redis(cfg.redis_url)
     children = [subprocess.Popen(args, env=env, cwd=ROOT) for _, args in sims]
     honcho = subprocess.Popen(
-        [py, "-m", "honcho", "start", "-f", "Procfile", "-p", str(WEB_PORT), "-e", os.devnull],
+        # Named processes: the Procfile's release phase is a one-shot check, not a service.
+        [py, "-m", "honcho", "start", "-f", "Procfile", "-p", str(WEB_PORT), "-e", os.devnull]
+        + ["web", "relay", "worker"],
         env=env,
         cwd=ROOT,
     )
