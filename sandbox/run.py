@@ -168,8 +168,8 @@ def main() -> int:
     children = [subprocess.Popen(args, env=env, cwd=ROOT) for _, args in sims]
     honcho = subprocess.Popen(
         # Named processes: the Procfile's release phase is a one-shot check, not a service.
-        [py, "-m", "honcho", "start", "-f", "Procfile", "-p", str(WEB_PORT), "-e", os.devnull]
-        + ["web", "relay", "worker"],
+        [py, "-m", "honcho", "start", "-f", "Procfile", "-p", str(WEB_PORT), "-e", os.devnull,
+         "web", "relay", "worker"],  # fmt: skip
         env=env,
         cwd=ROOT,
     )
