@@ -166,10 +166,22 @@ def main() -> int:
 
     ensure_redis(cfg.redis_url)
     children = [subprocess.Popen(args, env=env, cwd=ROOT) for _, args in sims]
+    # Named processes: the Procfile's release phase is a one-shot check, not a service.
+    services = ["web", "relay", "worker"]
     honcho = subprocess.Popen(
-        # Named processes: the Procfile's release phase is a one-shot check, not a service.
-        [py, "-m", "honcho", "start", "-f", "Procfile", "-p", str(WEB_PORT), "-e", os.devnull,
-         "web", "relay", "worker"],  # fmt: skip
+        [
+            py,
+            "-m",
+            "honcho",
+            "start",
+            "-f",
+            "Procfile",
+            "-p",
+            str(WEB_PORT),
+            "-e",
+            os.devnull,
+            *services,
+        ],
         env=env,
         cwd=ROOT,
     )
