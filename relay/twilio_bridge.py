@@ -20,6 +20,14 @@ from typing import Any
 import orjson
 
 from common import prompts
+from relay.greeting import (
+    Greeting,
+    ResponseEnd,
+    Verdict,
+    direction_of,
+    greeting_item,
+    session_update,
+)
 from relay.playback import PlaybackTracker
 
 log = logging.getLogger(__name__)
@@ -90,14 +98,6 @@ def _transcript_of(response: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def direction_of(params: dict[str, str]) -> str:
-    """The greeting kind from the stream's custom parameters."""
-    if "machine" in (params.get("amd") or "").lower():
-        return "voicemail"
-    direction = (params.get("direction") or "").lower()
-    return direction if direction in ("inbound", "outbound") else "unknown"
-
-
 class TwilioBridge:
     """One call. Not thread-safe; the relay drives it from one greenlet at a time."""
 
@@ -121,7 +121,7 @@ class TwilioBridge:
         self._transcript_line: dict[str, int] = {}  # response id → its transcript line
         self._phase = "talking"  # talking → goodbye_pending → goodbye → done
         self._goodbye_deadline: float | None = None
-        self._voicemail_response: str | None = None
+        self.greeting = Greeting(voicemail=False)
         self._voicemail_deadline: float | None = None
         self.barge_ins = 0
         self.bad_media = 0
@@ -201,53 +201,18 @@ class TwilioBridge:
         self.kind = direction_of(self.params)
         self.voicemail = self.kind == "voicemail"
         self.started_at = now
-        self._openai(out, self.session_update())
-        greeting = prompts.greeting(self.kind)
-        self._openai(
-            out,
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [
-                        {"type": "input_text", "text": f'Greet the caller by saying: "{greeting}"'}
-                    ],
-                },
-            },
-        )
-        self._openai(out, {"type": "response.create"})
+        self._openai(out, session_update(self.s, self.voicemail))
+        self._openai(out, greeting_item(self.kind))
+        self.greeting = Greeting(self.voicemail)
+        self._ask_for_greeting(out)
         if self.voicemail:
             # If the machine never lets the message finish, do not hold the line forever.
             self._voicemail_deadline = now + self.s.goodbye_fallback_s + 40.0
 
-    def session_update(self) -> dict[str, Any]:
-        """GA session for a phone leg: μ-law both ways, VAD, voice, prompt, transcription."""
-        if self.voicemail:
-            turn_detection: dict[str, Any] | None = None  # speak once; the beep is not a turn
-        else:
-            turn_detection = {
-                "type": self.s.turn_detection,
-                "create_response": True,
-                "interrupt_response": True,
-            }
-        return {
-            "type": "session.update",
-            "session": {
-                "type": "realtime",
-                "model": self.s.model,
-                "output_modalities": ["audio"],
-                "instructions": self.s.instructions or prompts.voice_prompt(),
-                "audio": {
-                    "input": {
-                        "format": {"type": "audio/pcmu"},
-                        "transcription": {"model": self.s.transcription_model},
-                        "turn_detection": turn_detection,
-                    },
-                    "output": {"format": {"type": "audio/pcmu"}, "voice": self.s.voice},
-                },
-            },
-        }
+    def _ask_for_greeting(self, out: list[Output]) -> None:
+        """The greeting's user item is in the conversation; this asks for (another) answer."""
+        self.greeting.asked()
+        self._openai(out, {"type": "response.create"})
 
     def _on_mark(self, out: list[Output], name: str, now: float) -> None:
         purpose = self.playback.echoed(name, now)
@@ -266,6 +231,7 @@ class TwilioBridge:
             self._on_speech_started(out, now)
         elif kind == "response.created":
             self._active_response = (event.get("response") or {}).get("id")
+            self.greeting.on_created(str(self._active_response))
         elif kind == "response.done":
             self._on_response_done(out, event, now)
         elif kind == "response.output_audio_transcript.done":
@@ -282,7 +248,7 @@ class TwilioBridge:
                     "OpenAI error: %s %s",
                     code,
                     str(err.get("message"))[:200],
-                    extra={"call_sid": self.call_sid, "stream_sid": self.stream_sid},
+                    extra=self._log_ctx(),
                 )
         return out
 
@@ -358,16 +324,28 @@ class TwilioBridge:
 
     def _on_response_done(self, out: list[Output], event: dict[str, Any], now: float) -> None:
         response = event.get("response") or {}
+        end = ResponseEnd.of(response)
         response_id = response.get("id")
         if response_id == self._active_response:
             self._active_response = None
+        if end.status != "completed":
+            self._log_unfinished(end)
         if response_id in self._cut_off and response_id not in self._transcript_line:
             # A cancelled response may end without a transcript event; its output has one.
             self._assistant_said(str(response_id), _transcript_of(response))
-        if self.voicemail and self._voicemail_response is None and self._phase == "talking":
+        verdict = self.greeting.on_done(end, end.id in self._discarded)
+        if verdict is Verdict.RETRY:
+            log.warning(
+                "asking again for the %s",
+                "voicemail message" if self.voicemail else "greeting",
+                extra={**self._log_ctx(), "attempt": self.greeting.attempts + 1},
+            )
+            self._ask_for_greeting(out)
+        elif verdict is Verdict.GIVE_UP:
+            self._end(out, "voicemail_failed" if self.voicemail else "greeting_failed", False)
+        elif verdict is Verdict.SPOKEN and self.voicemail and self._phase == "talking":
             # Hang up only once Twilio says the whole message has played (the old Worker hung
             # up here and cut the voicemail off).
-            self._voicemail_response = str(response_id)
             self._twilio(
                 out,
                 {
@@ -379,6 +357,10 @@ class TwilioBridge:
         elif self._phase == "goodbye_pending" and self._active_response is None:
             self._say_goodbye(out, now)
         elif self._phase == "goodbye" and response_id not in self._discarded:
+            self._phase = "done"
+            if end.status == "failed":
+                self._end(out, "goodbye_failed", deliberate=False)  # apology, not silence
+                return
             self._twilio(
                 out,
                 {
@@ -387,7 +369,24 @@ class TwilioBridge:
                     "mark": {"name": self.playback.sentinel("goodbye_played")},
                 },
             )
-            self._phase = "done"
+
+    def _log_ctx(self) -> dict[str, str]:
+        return {"call_sid": self.call_sid, "stream_sid": self.stream_sid}
+
+    def _log_unfinished(self, end: ResponseEnd) -> None:
+        """A failed response is an OpenAI fault worth an alert; a cut one is routine."""
+        level = {"failed": logging.ERROR, "incomplete": logging.WARNING}.get(
+            end.status, logging.INFO
+        )
+        log.log(
+            level,
+            "OpenAI response %s %s: %s %s",
+            end.id,
+            end.status or "(no status)",
+            end.reason,
+            end.message,
+            extra={**self._log_ctx(), "status": end.status, "reason": end.reason},
+        )
 
     # -- time -------------------------------------------------------------------------------
     def on_tick(self, now: float) -> list[Output]:
@@ -396,7 +395,10 @@ class TwilioBridge:
         if self.ended is not None:
             return out
         if self._voicemail_deadline is not None and now >= self._voicemail_deadline:
-            self._end(out, "voicemail_timeout", deliberate=True)
+            if self.greeting.spoken:
+                self._end(out, "voicemail_timeout", deliberate=True)
+            else:  # never said in full: no voicemail to report
+                self._end(out, "voicemail_failed", deliberate=False)
         elif self._phase == "talking" and now - self.started_at >= self.s.time_limit_s:
             self._goodbye_deadline = now + self.s.goodbye_fallback_s
             if self._active_response is not None:

@@ -3,6 +3,13 @@ real-time pace (divided by ``speed``), and a cancel that ends it as the real ser
 
 A mixin of :class:`sandbox.realtime_sim.session.Session`, kept apart so the session module
 stays about the protocol (session shape, input audio, items) and this one about responses.
+
+As in the GA API, the default conversation has at most one response at a time, while
+out-of-band responses (``response.create`` with ``response.conversation: "none"``) run beside
+it: they are not added to the conversation, cannot be truncated, and speech does not cancel
+them. Every response that produced an item ends it the documented way, cancelled ones too:
+``output_audio.done`` and ``output_audio_transcript.done`` (with what was said so far), then
+``content_part.done``, ``output_item.done`` and ``response.done``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.realtime_sim.audio import PCM24, Format
@@ -27,16 +35,42 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
+@dataclass
+class Faults:
+    """Response failures the control API injects (``/_sandbox/faults?fail_responses=N``):
+    the next N responses, in any session, end ``failed`` before any output, as a rate limit
+    or server error ends them."""
+
+    fail_responses: int = 0
+    fail_type: str = "server_error"
+    fail_code: str = "server_error"
+    fail_message: str = "The server had an error while processing your request. Sorry about that!"
+
+    def reset(self) -> None:
+        self.__dict__.update(Faults().__dict__)
+
+    def take(self) -> dict[str, Any] | None:
+        """The ``status_details`` of a failure to inject now, if one is pending."""
+        if self.fail_responses <= 0:
+            return None
+        self.fail_responses -= 1
+        error = {"type": self.fail_type, "code": self.fail_code, "message": self.fail_message}
+        return {"type": "failed", "error": error}
+
+
 class Responses:
-    """Response state lives on the session: ``active`` (the streaming task), ``active_id``,
-    ``items``, ``audio_sent_ms`` and the ``record`` shown by ``/_sandbox/sessions``."""
+    """Response state lives on the session: ``running`` (streaming tasks by response id),
+    ``active_id`` (the default conversation's response), ``items``, ``audio_sent_ms`` and
+    the ``record`` shown by ``/_sandbox/sessions``."""
 
     speed: float
     config: dict[str, Any]
     items: list[dict[str, Any]]
     audio_sent_ms: dict[str, float]
-    active: asyncio.Task | None
+    running: dict[str, asyncio.Task]
     active_id: str | None
+    conversation_id: str
+    faults: Faults
     record: dict[str, Any]
     emit: Callable[[dict[str, Any]], Awaitable[None]]
     output_format: Format
@@ -57,85 +91,49 @@ class Responses:
                 return m.group(1)
         return CANNED
 
+    def _record_of(self, response_id: str) -> dict[str, Any]:
+        return next(r for r in self.record["responses"] if r["id"] == response_id)
+
     async def start_response(self, params: dict[str, Any], eid: Any) -> None:
         response_id, item_id = new_id("resp"), new_id("item")
+        in_conversation = params.get("conversation") != "none"
         text = self.reply_text(params)
         modalities = params.get("output_modalities") or self.config["output_modalities"]
+        audio = "audio" in modalities
         record = {
             "id": response_id,
             "item_id": item_id,
             "status": "in_progress",
+            "conversation": "auto" if in_conversation else "none",
             "text": text,
+            "audio": audio,
+            "spoken": "",
             "audio_ms_sent": 0,
             "instructions": params.get("instructions"),
         }
         self.record["responses"].append(record)
-        self.active_id = response_id
-        self.active = asyncio.get_running_loop().create_task(
-            self._stream(response_id, item_id, text, "audio" in modalities, record)
-        )
-
-    async def cancel(self, reason: str) -> None:
-        task, self.active = self.active, None
-        if task is None:
+        response = {
+            "id": response_id,
+            "object": "realtime.response",
+            "status": "in_progress",
+            "status_details": None,
+            "conversation_id": self.conversation_id if in_conversation else None,
+            "output_modalities": ["audio" if audio else "text"],
+            "output": [],
+        }
+        if in_conversation:
+            self.active_id = response_id  # before any await: a second create is refused
+        await self.emit({"type": "response.created", "response": response})
+        failure = self.faults.take()
+        if failure is not None:
+            if self.active_id == response_id:
+                self.active_id = None
+            record.update(status="failed", status_details=failure)
+            done = {**response, "status": "failed", "status_details": failure}
+            await self.emit({"type": "response.done", "response": done})
             return
-        self.record["cancels"] += 1
-        task.cancel()
-        record = next(r for r in self.record["responses"] if r["id"] == self.active_id)
-        record["status"] = "cancelled"
-        output = []
-        if "spoken" in record:
-            # As the real service does: the interrupted item ends "incomplete", carrying what
-            # was generated so far, in output_item.done and in response.done's output.
-            content = (
-                {"type": "output_audio", "transcript": record["spoken"]}
-                if record["audio"]
-                else {"type": "output_text", "text": record["spoken"]}
-            )
-            item = {
-                "id": record["item_id"],
-                "type": "message",
-                "role": "assistant",
-                "status": "incomplete",
-                "content": [content],
-            }
-            output.append(item)
-            await self.emit(
-                {
-                    "type": "response.output_item.done",
-                    "response_id": self.active_id,
-                    "output_index": 0,
-                    "item": item,
-                }
-            )
-        await self.emit(
-            {
-                "type": "response.done",
-                "response": {
-                    "id": self.active_id,
-                    "object": "realtime.response",
-                    "status": "cancelled",
-                    "status_details": {"type": "cancelled", "reason": reason},
-                    "output": output,
-                },
-            }
-        )
-
-    async def _stream(
-        self, response_id: str, item_id: str, text: str, audio: bool, record: dict[str, Any]
-    ) -> None:
-        base = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress"}
-        await self.emit(
-            {
-                "type": "response.created",
-                "response": {
-                    "id": response_id,
-                    "object": "realtime.response",
-                    "status": "in_progress",
-                },
-            }
-        )
+        item["content"] = []
         await self.emit(
             {
                 "type": "response.output_item.added",
@@ -144,20 +142,44 @@ class Responses:
                 "item": item,
             }
         )
-        await self.emit({"type": "conversation.item.added", "item": item})
-        part = {"type": "audio" if audio else "text"}
+        if in_conversation:
+            await self.emit({"type": "conversation.item.added", "item": item})
+            self.audio_sent_ms[item_id] = 0.0  # only conversation items can be truncated
+        part = {"type": "audio" if audio else "text", "transcript" if audio else "text": ""}
+        base = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         await self.emit(
             {"type": "response.content_part.added", **base, "content_index": 0, "part": part}
         )
+        self.running[response_id] = asyncio.get_running_loop().create_task(
+            self._stream(response, record)
+        )
+
+    async def cancel(self, reason: str, response_id: str | None = None) -> bool:
+        """Cancel ``response_id`` (default: the conversation's response). False if none."""
+        response_id = response_id or self.active_id
+        task = self.running.pop(response_id or "", None)
+        if task is None or response_id is None:
+            return False
+        if response_id == self.active_id:
+            self.active_id = None
+        self.record["cancels"] += 1
+        task.cancel()
+        response = {"id": response_id, "object": "realtime.response"}
+        details = {"type": "cancelled", "reason": reason}
+        await self._finish(response, self._record_of(response_id), "cancelled", details)
+        return True
+
+    async def _stream(self, response: dict[str, Any], record: dict[str, Any]) -> None:
+        response_id, item_id, text = response["id"], record["item_id"], record["text"]
+        base = {"response_id": response_id, "item_id": item_id, "output_index": 0}
+        audio = record["audio"]
         total_ms = max(500, MS_PER_CHAR * len(text))
         fmt = self.output_format if audio else PCM24
         freq = 300 + 40 * (len(self.record["responses"]) % 6)
         pcm = fmt.tone(total_ms, freq) if audio else b""
         chunks = max(1, -(-total_ms // CHUNK_MS))
         started = time.monotonic()
-        self.audio_sent_ms[item_id] = 0.0
         per_chunk = fmt.bytes_per_ms * CHUNK_MS
-        record["audio"], record["spoken"] = audio, ""
         for i in range(chunks):
             words = text[len(text) * i // chunks : len(text) * (i + 1) // chunks]
             record["spoken"] += words
@@ -171,8 +193,9 @@ class Responses:
                         "delta": base64.b64encode(chunk).decode(),
                     }
                 )
-                self.audio_sent_ms[item_id] += len(chunk) / fmt.bytes_per_ms
-                record["audio_ms_sent"] = self.audio_sent_ms[item_id]
+                record["audio_ms_sent"] += len(chunk) / fmt.bytes_per_ms
+                if item_id in self.audio_sent_ms:
+                    self.audio_sent_ms[item_id] = record["audio_ms_sent"]
                 kind = "response.output_audio_transcript.delta"
             else:
                 kind = "response.output_text.delta"
@@ -180,54 +203,70 @@ class Responses:
             delay = started + (i + 1) * CHUNK_MS / 1000 / self.speed - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        if audio:
+        self.running.pop(response_id, None)
+        if self.active_id == response_id:
+            self.active_id = None
+        await self._finish(response, record, "completed", None)
+
+    async def _finish(
+        self,
+        response: dict[str, Any],
+        record: dict[str, Any],
+        status: str,
+        details: dict[str, Any] | None,
+    ) -> None:
+        """End the response's item and the response, with what was said so far."""
+        response_id, item_id, said = response["id"], record["item_id"], record["spoken"]
+        base = {"response_id": response_id, "item_id": item_id, "output_index": 0}
+        record["status"] = status
+        if record["audio"]:
+            content = {"type": "output_audio", "transcript": said}
+            part = {"type": "audio", "transcript": said}
             await self.emit({"type": "response.output_audio.done", **base, "content_index": 0})
             await self.emit(
                 {
                     "type": "response.output_audio_transcript.done",
                     **base,
                     "content_index": 0,
-                    "transcript": text,
+                    "transcript": said,
                 }
             )
         else:
+            content = {"type": "output_text", "text": said}
+            part = {"type": "text", "text": said}
             await self.emit(
-                {"type": "response.output_text.done", **base, "content_index": 0, "text": text}
+                {"type": "response.output_text.done", **base, "content_index": 0, "text": said}
             )
-        done_item = {
-            **item,
-            "status": "completed",
-            "content": [{"type": "output_audio" if audio else "output_text", "transcript": text}],
-        }
         await self.emit(
             {"type": "response.content_part.done", **base, "content_index": 0, "part": part}
         )
+        item = {
+            "id": item_id,
+            "type": "message",
+            "role": "assistant",
+            # An interrupted item ends "incomplete", carrying what was generated so far.
+            "status": "completed" if status == "completed" else "incomplete",
+            "content": [content],
+        }
         await self.emit(
             {
                 "type": "response.output_item.done",
                 "response_id": response_id,
                 "output_index": 0,
-                "item": done_item,
+                "item": item,
             }
         )
-        await self.emit({"type": "conversation.item.done", "item": done_item})
-        self.items.append(done_item)
-        self.active = None
-        record["status"] = "completed"
-        await self.emit(
-            {
-                "type": "response.done",
-                "response": {
-                    "id": response_id,
-                    "object": "realtime.response",
-                    "status": "completed",
-                    "status_details": None,
-                    "output": [done_item],
-                    "usage": {
-                        "total_tokens": len(text),
-                        "input_tokens": 0,
-                        "output_tokens": len(text),
-                    },
-                },
-            }
-        )
+        in_conversation = record["conversation"] != "none"
+        if in_conversation:
+            await self.emit({"type": "conversation.item.done", "item": item})
+            self.items.append(item)
+        done = {
+            **response,
+            "status": status,
+            "status_details": details,
+            "conversation_id": self.conversation_id if in_conversation else None,
+            "output_modalities": ["audio" if record["audio"] else "text"],
+            "output": [item],
+            "usage": {"total_tokens": len(said), "input_tokens": 0, "output_tokens": len(said)},
+        }
+        await self.emit({"type": "response.done", "response": done})

@@ -22,6 +22,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from sandbox.realtime_sim.responses import Faults
 from sandbox.realtime_sim.session import Session
 
 log = logging.getLogger("realtime-sim")
@@ -72,6 +73,7 @@ class Simulator:
         self.conns: dict[Session, ServerConnection] = {}
         self.reject_connects = 0
         self.drop_after_ms: float | None = None
+        self.faults = Faults()  # shared by every session: "the next N responses fail"
 
     # -- HTTP --------------------------------------------------------------------------------
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -110,6 +112,7 @@ class Simulator:
                 s.record["responses"], s.record["truncations"] = [], []
             self.sessions = []
             self.reject_connects, self.drop_after_ms = 0, None
+            self.faults.reset()  # in place: open sessions hold this object
             return _json(200, {"ok": True})
         if path == "/_sandbox/faults":
             if "reject_connects" in query:
@@ -120,8 +123,18 @@ class Simulator:
             if "drop_now" in query:
                 for conn in list(self.conns.values()):
                     conn.transport.abort()
+            if "fail_responses" in query:
+                self.faults.fail_responses = int(query["fail_responses"][0])
+            for name in ("fail_type", "fail_code", "fail_message"):
+                if name in query:
+                    setattr(self.faults, name, query[name][0])
             return _json(
-                200, {"reject_connects": self.reject_connects, "drop_after_ms": self.drop_after_ms}
+                200,
+                {
+                    "reject_connects": self.reject_connects,
+                    "drop_after_ms": self.drop_after_ms,
+                    "fail_responses": self.faults.fail_responses,
+                },
             )
         return _json(404, {"error": f"unknown control path {path}"})
 
@@ -148,7 +161,7 @@ class Simulator:
         async def send(event: dict[str, Any]) -> None:
             await conn.send(orjson.dumps(event).decode())
 
-        session = Session(model, send, self.speed, self.echo)
+        session = Session(model, send, self.speed, self.echo, self.faults)
         self.sessions.append(session)
         self.conns[session] = conn
         dropper = None

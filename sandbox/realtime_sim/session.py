@@ -2,9 +2,10 @@
 
 The session sends through an async ``send`` callable and streams responses from asyncio tasks
 at a real-time pace (divided by ``speed``), like the real service, which streams audio faster
-than it plays. It validates what the real API validates that our clients could get wrong:
-the session shape (beta fields are refused), a response while one is active, a cancel with
-nothing active, a truncate past the audio sent.
+than it plays. Every client event is first checked against the SDK's GA client-event types
+(:mod:`sandbox.realtime_sim.schema`: unknown fields at any depth, values, types); a refused
+event changes nothing. Then the state the real API checks: a response while one is active,
+a cancel with nothing active, a truncate past the audio sent.
 """
 
 from __future__ import annotations
@@ -18,37 +19,13 @@ from typing import Any
 
 import orjson
 
+from sandbox.realtime_sim import schema
 from sandbox.realtime_sim.audio import Format, Vad, format_of
-from sandbox.realtime_sim.responses import Responses, new_id
+from sandbox.realtime_sim.responses import Faults, Responses, new_id
 
 #: bench/relay_load.py frames start with this, then the sender's and our monotonic ns.
 STAMP_MAGIC = b"GFTS"
 BARGE_IN_MAGIC = b"GFBI"
-SESSION_FIELDS = {
-    "type",
-    "model",
-    "output_modalities",
-    "instructions",
-    "audio",
-    "tools",
-    "tool_choice",
-    "max_output_tokens",
-    "tracing",
-    "truncation",
-    "prompt",
-    "include",
-    "reasoning",
-}
-BETA_FIELDS = {
-    "modalities",
-    "voice",
-    "input_audio_format",
-    "output_audio_format",
-    "input_audio_transcription",
-    "turn_detection",
-    "temperature",
-}
-FORMATS = {"audio/pcm", "audio/pcmu", "audio/pcma"}
 
 
 def default_session(model: str) -> dict[str, Any]:
@@ -92,8 +69,10 @@ class Session(Responses):
         send: Callable[[dict[str, Any]], Awaitable[None]],
         speed: float = 1.0,
         echo: bool = False,
+        faults: Faults | None = None,
     ):
         self.send = send
+        self.faults = faults or Faults()
         self.speed = speed
         self.echo = echo
         self.echo_turn = 0  # a new echo "response" after every benchmark barge-in
@@ -102,8 +81,9 @@ class Session(Responses):
         self.buffer_ms = 0.0
         self.items: list[dict[str, Any]] = []  # conversation items (user and assistant)
         self.audio_sent_ms: dict[str, float] = {}  # assistant item -> audio ms streamed
-        self.active: asyncio.Task | None = None
-        self.active_id: str | None = None
+        self.running: dict[str, asyncio.Task] = {}  # streaming responses, out-of-band too
+        self.active_id: str | None = None  # the default conversation's response
+        self.conversation_id = new_id("conv")
         self.speech_item: str | None = None
         # introspection for /_sandbox/sessions
         self.record: dict[str, Any] = {
@@ -130,6 +110,7 @@ class Session(Responses):
         await self.send(event)
 
     async def error(self, code: str, message: str, param: str | None, event_id: Any) -> None:
+        """The GA ``error`` event; ``event_id`` is the refused client event's, if it had one."""
         self.record["errors"].append(code)
         await self.emit(
             {
@@ -165,51 +146,25 @@ class Session(Responses):
         kind = event["type"]
         counts = self.record["events_received"]
         counts[kind] = counts.get(kind, 0) + 1
-        handler = getattr(self, "on_" + kind.replace(".", "_"), None)
-        if handler is None:
-            await self.error(
-                "invalid_value", f"Invalid value: '{kind}'.", "type", event.get("event_id")
-            )
+        eid = event.get("event_id")
+        refusal = schema.check(raw, event)
+        if refusal is not None:
+            await self.error(refusal.code, refusal.message, refusal.param, eid)
             return
-        await handler(event, event.get("event_id"))
+        handler = getattr(self, "on_" + kind.replace(".", "_"), None)
+        if handler is None:  # output_audio_buffer.clear: in the schema, not on a WebSocket
+            message = f"'{kind}' is only supported for WebRTC and SIP connections."
+            await self.error("invalid_value", message, "type", eid)
+            return
+        await handler(event, eid)
 
     async def on_session_update(self, event: dict[str, Any], eid: Any) -> None:
-        session = event.get("session")
-        if not isinstance(session, dict):
-            await self.error("missing_required_parameter", "Missing 'session'.", "session", eid)
-            return
-        for name in session:
-            if name not in SESSION_FIELDS:
-                why = " (a beta field; see the GA session shape)" if name in BETA_FIELDS else ""
-                await self.error(
-                    "unknown_parameter", f"Unknown parameter: 'session.{name}'.{why}", name, eid
-                )
-                return
-        if session.get("type") != "realtime":
-            await self.error(
-                "missing_required_parameter",
-                "Missing required parameter: 'session.type'.",
-                "session.type",
-                eid,
-            )
-            return
-        audio = session.get("audio") or {}
-        for side in ("input", "output"):
-            fmt = (audio.get(side) or {}).get("format")
-            if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in FORMATS):
-                await self.error(
-                    "invalid_value",
-                    f"Invalid value: {fmt!r}. Supported values are: 'audio/pcm', 'audio/pcmu', "
-                    "and 'audio/pcma'.",
-                    f"session.audio.{side}.format.type",
-                    eid,
-                )
-                return
+        session = event["session"]  # checked by schema.check: merge it
         for name, value in session.items():
             if name == "audio":
                 for side in ("input", "output"):
-                    self.config["audio"][side].update(value.get(side) or {})
-            elif name != "model":
+                    self.config["audio"][side].update((value or {}).get(side) or {})
+            elif name != "model":  # fixed per session
                 self.config[name] = value
         td = self.config["audio"]["input"].get("turn_detection") or {}
         self.vad.silence_ms = int(td.get("silence_duration_ms") or 500)
@@ -274,8 +229,8 @@ class Session(Responses):
                 "item_id": self.speech_item,
             }
         )
-        if td.get("interrupt_response", True) and self.active is not None:
-            await self.cancel("turn_detected")
+        if td.get("interrupt_response", True) and self.active_id is not None:
+            await self.cancel("turn_detected")  # out-of-band responses play on
 
     async def _speech_stopped(self, at_ms: int, td: dict[str, Any]) -> None:
         item_id = self.speech_item or new_id("item")
@@ -340,14 +295,7 @@ class Session(Responses):
         await self.emit({"type": "input_audio_buffer.cleared"})
 
     async def on_conversation_item_create(self, event: dict[str, Any], eid: Any) -> None:
-        item = event.get("item")
-        if not isinstance(item, dict) or item.get("type") not in (
-            "message",
-            "function_call",
-            "function_call_output",
-        ):
-            await self.error("invalid_value", "Invalid 'item'.", "item", eid)
-            return
+        item = event["item"]  # its shape is checked by schema.check
         item = {"id": item.get("id") or new_id("item"), "status": "completed", **item}
         previous = self.items[-1]["id"] if self.items else None
         self.items.append(item)
@@ -358,10 +306,34 @@ class Session(Responses):
             {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
         )
 
+    async def on_conversation_item_delete(self, event: dict[str, Any], eid: Any) -> None:
+        item = self._item(event["item_id"])
+        if item is None:
+            await self._no_item(event["item_id"], eid)
+            return
+        self.items.remove(item)
+        self.audio_sent_ms.pop(item["id"], None)
+        await self.emit({"type": "conversation.item.deleted", "item_id": item["id"]})
+
+    async def on_conversation_item_retrieve(self, event: dict[str, Any], eid: Any) -> None:
+        item = self._item(event["item_id"])
+        if item is None:
+            await self._no_item(event["item_id"], eid)
+            return
+        await self.emit({"type": "conversation.item.retrieved", "item": item})
+
+    def _item(self, item_id: str) -> dict[str, Any] | None:
+        return next((i for i in self.items if i.get("id") == item_id), None)
+
+    async def _no_item(self, item_id: str, eid: Any) -> None:
+        message = f"Item with item_id not found: {item_id}"
+        await self.error("item_not_found", message, "item_id", eid)
+
     async def on_response_create(self, event: dict[str, Any], eid: Any) -> None:
         if self.echo:
             return  # echo mode (benchmarks) speaks only what it hears
-        if self.active is not None:
+        params = event.get("response") or {}
+        if params.get("conversation") != "none" and self.active_id is not None:
             await self.error(
                 "conversation_already_has_active_response",
                 f"Conversation already has an active response in progress: {self.active_id}. "
@@ -370,18 +342,17 @@ class Session(Responses):
                 eid,
             )
             return
-        await self.start_response(event.get("response") or {}, eid)
+        await self.start_response(params, eid)
 
     async def on_response_cancel(self, event: dict[str, Any], eid: Any) -> None:
-        if self.active is None:
+        # Without a response_id the default conversation's response is cancelled.
+        if not await self.cancel("client_cancelled", event.get("response_id")):
             await self.error(
                 "response_cancel_not_active",
                 "Cancellation failed: no active response found",
                 None,
                 eid,
             )
-            return
-        await self.cancel("client_cancelled")
 
     async def on_conversation_item_truncate(self, event: dict[str, Any], eid: Any) -> None:
         item_id = event.get("item_id")
@@ -396,10 +367,7 @@ class Session(Responses):
                 eid,
             )
             return
-        sent = self.audio_sent_ms[item_id]
-        if not isinstance(end_ms, int) or end_ms < 0:
-            await self.error("invalid_value", "Invalid 'audio_end_ms'.", "audio_end_ms", eid)
-            return
+        sent = self.audio_sent_ms[item_id]  # audio_end_ms is an int >= 0 (schema.check)
         if end_ms > sent + 0.5:
             await self.error(
                 "invalid_value",
@@ -419,7 +387,8 @@ class Session(Responses):
         )
 
     def close(self, code: int | None) -> None:
-        if self.active is not None:
-            self.active.cancel()
-            self.active = None
+        for task in self.running.values():
+            task.cancel()
+        self.running.clear()
+        self.active_id = None
         self.record.update(open=False, closed_at=time.time(), closed_code=code)

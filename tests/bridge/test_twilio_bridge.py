@@ -183,7 +183,8 @@ def test_voicemail_hangs_up_only_after_message_played() -> None:
     speak(bridge, "resp_v", "item_v", 30, 100, 1.0)  # a 3 s message
     # A caller's (machine's) noise does not barge in on a voicemail.
     assert bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.5) == []
-    outs = bridge.on_openai({"type": "response.done", "response": {"id": "resp_v"}}, 1.1)
+    done = {"id": "resp_v", "status": "completed", "status_details": None}
+    outs = bridge.on_openai({"type": "response.done", "response": done}, 1.1)
     assert bridge.ended is None  # the old Worker hung up here
     [sentinel] = [m["mark"]["name"] for m in twilio_msgs(outs) if m["event"] == "mark"]
     assert bridge.on_tick(2.0) == []

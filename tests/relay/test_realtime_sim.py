@@ -121,3 +121,35 @@ def test_fifty_concurrent_sessions_each_get_their_own_upstream(relay, sim):
     assert errors == []
     assert len(set(ids.values())) == count
     no_open_upstream(sim)
+
+
+def test_a_refused_session_update_comes_back_through_the_relay_unapplied(relay, sim):
+    ws = relay.browser()
+    assert first_event(ws)["type"] == "session.created"
+    bad = {**SESSION_UPDATE["session"], "output_modalities": ["text", "audio"], "foo": 1}
+    ws.send(json.dumps({"type": "session.update", "event_id": "evt_b1", "session": bad}))
+    error = first_event(ws)
+    assert error["type"] == "error"
+    # The first problem found is reported: here the unknown key.
+    assert error["error"] == {
+        "type": "invalid_request_error",
+        "code": "unknown_parameter",
+        "message": "Unknown parameter: 'session.foo'.",
+        "param": "session.foo",
+        "event_id": "evt_b1",
+    }
+    del bad["foo"]
+    ws.send(json.dumps({"type": "session.update", "event_id": "evt_b2", "session": bad}))
+    error = first_event(ws)["error"]
+    assert (error["code"], error["param"], error["event_id"]) == (
+        "invalid_value",
+        "session.output_modalities",
+        "evt_b2",
+    )
+    ws.send(json.dumps({"type": "response.audio.delta"}))  # a beta name: not a client event
+    assert first_event(ws)["error"]["code"] == "invalid_value"
+    [session] = sim.open_sessions()
+    assert session["session"]["output_modalities"] == ["audio"]  # nothing was applied
+    assert session["errors"] == ["unknown_parameter", "invalid_value", "invalid_value"]
+    ws.close()
+    no_open_upstream(sim)

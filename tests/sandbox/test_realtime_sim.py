@@ -5,47 +5,26 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import websocket
 
 from sandbox.realtime_sim.audio import PCM24, PCMU, Vad
-from tests.support import PYTHON, Proc, base_env, free_port, wait_port
-
-KEY = "sk-sim-test"
+from tests.sandbox.realtime_client import (
+    KEY,
+    SERVER_EVENT,
+    connect,
+    control,
+    running_sim,
+    send,
+    until,
+)
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    args = [PYTHON, "-m", "sandbox.realtime_sim", "--port", str(port), "--api-key", KEY]
-    proc = Proc(
-        "realtime-sim", [*args, "--speed", "20"], base_env(), Path(tmp_path_factory.mktemp("rt"))
-    )
-    wait_port(port, proc=proc.popen)
-    yield f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime-2.1"
-    proc.stop()
-
-
-def connect(url: str, **headers: str) -> websocket.WebSocket:
-    head = [f"Authorization: Bearer {KEY}", *(f"{k}: {v}" for k, v in headers.items())]
-    ws = websocket.create_connection(url, header=head, timeout=10)
-    assert json.loads(ws.recv())["type"] == "session.created"
-    return ws
-
-
-def until(ws: websocket.WebSocket, kind: str) -> tuple[dict, list[dict]]:
-    seen = []
-    while True:
-        event = json.loads(ws.recv())
-        seen.append(event)
-        if event["type"] == kind:
-            return event, seen
-
-
-def send(ws: websocket.WebSocket, **event) -> None:
-    ws.send(json.dumps(event))
+    with running_sim(tmp_path_factory.mktemp("rt")) as url:
+        yield url
 
 
 def test_wrong_key_is_401(sim: str):
@@ -167,3 +146,98 @@ def test_speech_over_a_response_cancels_it_and_commits_the_turn(sim: str):
     answer = until(ws, "response.done")[0]
     assert answer["response"]["status"] == "completed"
     ws.close()
+
+
+# ==== out-of-band responses, cancellation events, injected failures ===========================
+LONG = 'Say exactly "' + "word " * 60 + '"'
+
+
+def test_out_of_band_response_runs_beside_the_conversation_and_outlives_speech(sim: str):
+    ws = connect(sim)
+    audio_in = {"format": {"type": "audio/pcmu"}}
+    send(ws, type="session.update", session={"type": "realtime", "audio": {"input": audio_in}})
+    until(ws, "session.updated")
+    send(ws, type="response.create", response={"instructions": LONG})
+    main = until(ws, "response.created")[0]["response"]
+    send(ws, type="response.create", response={"conversation": "none", "instructions": LONG})
+    oob = until(ws, "response.created")[0]["response"]
+    assert oob["conversation_id"] is None and main["conversation_id"].startswith("conv_")
+    # The caller talks: only the conversation's response is cancelled.
+    for chunk in [PCMU.tone(20, 300)] * 30:
+        send(ws, type="input_audio_buffer.append", audio=base64.b64encode(chunk).decode())
+    done: dict[str, dict] = {}
+    seen: list[dict] = []
+    while len(done) < 2:
+        event, more = until(ws, "response.done")
+        seen += more
+        done[event["response"]["id"]] = event["response"]
+    assert done[main["id"]]["status"] == "cancelled"
+    assert done[main["id"]]["status_details"]["reason"] == "turn_detected"
+    assert done[oob["id"]]["status"] == "completed"
+    assert done[oob["id"]]["conversation_id"] is None
+    errors = [e for e in seen if e["type"] == "error"]
+    assert errors == []  # no conversation_already_has_active_response
+    [oob_item] = done[oob["id"]]["output"]
+    added = [e["item"]["id"] for e in seen if e["type"].startswith("conversation.item.")]
+    assert oob_item["id"] not in added  # never part of the conversation
+    assert done[main["id"]]["output"][0]["id"] in added
+    send(ws, type="conversation.item.truncate", item_id=oob_item["id"], content_index=0,
+         audio_end_ms=0)  # fmt: skip
+    assert until(ws, "error")[0]["error"]["code"] == "item_truncate_invalid_item_id"
+    ws.close()
+
+
+def test_cancelled_response_ends_its_audio_and_transcript_before_response_done(sim: str):
+    ws = connect(sim)
+    send(ws, type="response.create", response={"instructions": LONG})
+    until(ws, "response.output_audio.delta")
+    send(ws, type="response.cancel")
+    done, seen = until(ws, "response.done")
+    kinds = [e["type"] for e in seen]
+    audio_done = kinds.index("response.output_audio.done")
+    transcript_done = kinds.index("response.output_audio_transcript.done")
+    assert audio_done < transcript_done < kinds.index("response.output_item.done") < len(kinds) - 1
+    partial = seen[transcript_done]["transcript"]
+    assert partial and partial != "word " * 60 and ("word " * 60).startswith(partial)
+    assert done["response"]["status"] == "cancelled"
+    assert done["response"]["output"][0]["content"][0]["transcript"] == partial
+    for event in seen:
+        SERVER_EVENT.validate_python(event)
+    ws.close()
+
+
+def test_out_of_band_response_is_cancelled_only_by_its_id(sim: str):
+    ws = connect(sim)
+    send(ws, type="response.create", response={"conversation": "none", "instructions": LONG})
+    oob = until(ws, "response.created")[0]["response"]["id"]
+    send(ws, type="response.cancel")  # no id: the default conversation has nothing active
+    assert until(ws, "error")[0]["error"]["code"] == "response_cancel_not_active"
+    send(ws, type="response.cancel", response_id=oob)
+    done = until(ws, "response.done")[0]["response"]
+    assert (done["id"], done["status"]) == (oob, "cancelled")
+    ws.close()
+
+
+def test_injected_failure_ends_the_response_failed_in_the_ga_shape(sim: str):
+    control(sim, "/_sandbox/faults?fail_responses=1&fail_code=rate_limit_exceeded")
+    try:
+        ws = connect(sim)
+        send(ws, type="response.create", response={"instructions": 'Say exactly "Hi."'})
+        done, seen = until(ws, "response.done")
+        assert [e["type"] for e in seen] == ["response.created", "response.done"]
+        response = done["response"]
+        assert response["status"] == "failed" and response["output"] == []
+        error = {
+            "type": "server_error",
+            "code": "rate_limit_exceeded",
+            "message": "The server had an error while processing your request. Sorry about that!",
+        }
+        assert response["status_details"] == {"type": "failed", "error": error}
+        parsed = SERVER_EVENT.validate_python(done)
+        assert parsed.response.status_details.error.code == "rate_limit_exceeded"
+        # The fault is spent: the next response completes.
+        send(ws, type="response.create", response={"instructions": 'Say exactly "Hi."'})
+        assert until(ws, "response.done")[0]["response"]["status"] == "completed"
+        ws.close()
+    finally:
+        control(sim, "/_sandbox/reset")

@@ -79,6 +79,20 @@ def test_the_assistant_greets_by_direction(stack: VoiceStack, outbound: bool, ki
         end_call(call)
 
 
+def test_a_greeting_openai_failed_is_asked_for_again(stack: VoiceStack):
+    stack.realtime_fault(fail_responses=1)  # the greeting's response ends "failed"
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        greeting = wait_for(lambda: responses(stack, "completed"))[0]
+        assert [r["status"] for r in responses(stack)][:2] == ["failed", "completed"]
+        assert greeting["text"] == prompts.greeting("inbound")
+        wait_for(lambda: heard_ms(call) >= greeting["audio_ms_sent"] - 1)
+        assert not call.phone.closed.is_set()
+    finally:
+        end_call(call)
+
+
 # ==== barge-in =================================================================================
 def test_barge_in_truncates_at_the_audio_the_caller_heard(stack: VoiceStack):
     call = stack.place_call(speed=1)  # barge-in accuracy needs a real-time player

@@ -1,0 +1,144 @@
+"""How a call opens (GA session, greeting) and how its opening response ended.
+
+Every ``response.done`` carries ``response.status`` (``completed``, ``cancelled``,
+``incomplete`` or ``failed``) and ``status_details``: ``{"type", "reason"}`` for a cancelled
+or incomplete response, ``{"type": "failed", "error": {"type", "code", "message"}}`` for a
+failed one (openai.types.realtime ``RealtimeResponseStatus``). A failed response (rate limit,
+server error) produced nothing the caller heard, so the opening response (the greeting, or
+the voicemail message) is asked for once more, and after a second failure the call takes the
+apology path: a voicemail that was not spoken must never be reported as left.
+
+Pure bookkeeping, like :mod:`relay.playback`; :class:`relay.twilio_bridge.TwilioBridge`
+sends the messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from common import prompts
+
+if TYPE_CHECKING:
+    from relay.twilio_bridge import BridgeSettings
+
+#: How many times a failed opening response is asked for again.
+RETRIES = 1
+
+
+def direction_of(params: dict[str, str]) -> str:
+    """The greeting kind from the stream's custom parameters."""
+    if "machine" in (params.get("amd") or "").lower():
+        return "voicemail"
+    direction = (params.get("direction") or "").lower()
+    return direction if direction in ("inbound", "outbound") else "unknown"
+
+
+def session_update(s: BridgeSettings, voicemail: bool) -> dict[str, Any]:
+    """GA session for a phone leg: μ-law both ways, VAD, voice, prompt, transcription."""
+    if voicemail:
+        turn_detection: dict[str, Any] | None = None  # speak once; the beep is not a turn
+    else:
+        turn_detection = {
+            "type": s.turn_detection,
+            "create_response": True,
+            "interrupt_response": True,
+        }
+    return {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "model": s.model,
+            "output_modalities": ["audio"],
+            "instructions": s.instructions or prompts.voice_prompt(),
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcmu"},
+                    "transcription": {"model": s.transcription_model},
+                    "turn_detection": turn_detection,
+                },
+                "output": {"format": {"type": "audio/pcmu"}, "voice": s.voice},
+            },
+        },
+    }
+
+
+def greeting_item(kind: str) -> dict[str, Any]:
+    """The user item the greeting (or voicemail message) answers."""
+    text = f'Greet the caller by saying: "{prompts.greeting(kind)}"'
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ResponseEnd:
+    """The outcome in a ``response.done`` event."""
+
+    id: str
+    status: str  # "" when the event has none: never taken for "completed"
+    reason: str  # status_details.reason, or the error's code (else its type)
+    message: str
+
+    @classmethod
+    def of(cls, response: dict[str, Any]) -> ResponseEnd:
+        details = response.get("status_details")
+        details = details if isinstance(details, dict) else {}
+        error = details.get("error")
+        error = error if isinstance(error, dict) else {}
+        return cls(
+            id=str(response.get("id") or ""),
+            status=str(response.get("status") or ""),
+            reason=str(details.get("reason") or error.get("code") or error.get("type") or ""),
+            message=str(error.get("message") or "")[:200],
+        )
+
+
+class Verdict(Enum):
+    """What the bridge does after the opening response ended."""
+
+    SPOKEN = "spoken"  # it was said in full: carry on (a voicemail: wait for it to play)
+    RETRY = "retry"  # OpenAI failed it: ask for it again
+    GIVE_UP = "give_up"  # failed again: apologise and end the call
+    DROPPED = "dropped"  # the bridge cancelled it itself (time cap): nothing to do
+
+
+class Greeting:
+    """The call's first response, from ``response.create`` to its ``response.done``."""
+
+    def __init__(self, voicemail: bool):
+        self.voicemail = voicemail
+        self.attempts = 0
+        self.response_id: str | None = None
+        self.requested = False  # asked for; the next response.created is it
+        self.spoken = False
+
+    def asked(self) -> None:
+        self.attempts += 1
+        self.requested = True
+
+    def on_created(self, response_id: str) -> None:
+        if self.requested:
+            self.requested = False
+            self.response_id = response_id
+
+    def on_done(self, end: ResponseEnd, cancelled_by_us: bool) -> Verdict | None:
+        """The verdict when ``end`` is the opening response, else None."""
+        if self.response_id is None or end.id != self.response_id:
+            return None
+        self.response_id = None
+        if cancelled_by_us:
+            return Verdict.DROPPED
+        # A voicemail counts only when complete: the machine records one take, unheard by
+        # anyone who could ask again. A live caller who heard part of a greeting can talk.
+        ok = end.status == "completed" if self.voicemail else end.status != "failed"
+        if ok:
+            self.spoken = True
+            return Verdict.SPOKEN
+        return Verdict.RETRY if self.attempts <= RETRIES else Verdict.GIVE_UP
