@@ -3,8 +3,9 @@
 Delivery is at-least-once by design: ``acks_late`` plus ``reject_on_worker_lost`` re-run a
 task whose worker died, and the task itself guarantees at most one reply (a Redis lock, a
 reply marker and a look at the conversation before posting). The Redis visibility timeout is
-how long an unacknowledged message waits before another worker gets it; keep it above the
-longest task run (retry countdowns are short for the same reason).
+how long an unacknowledged message waits before another worker gets it; it must stay above the
+longest task run, which the hard time limit bounds (retry countdowns are short for the same
+reason: a countdown longer than the visibility timeout would be delivered twice).
 """
 
 from common.config import get_config
@@ -39,5 +40,8 @@ accept_content = ["json"]
 imports = ("tasks.convo", "tasks.voicemail", "tasks.metrics")
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = False
-task_soft_time_limit = 120
-task_time_limit = 150
+# The hard limit bounds every run, so the visibility timeout (limit + 30 s by default) and the
+# per-message lock (= limit) can be short: a message whose worker was SIGKILLed comes back
+# after about visibility + one restore sweep (~130 s with the defaults), and its lock is free.
+task_time_limit = _cfg.task_time_limit_seconds
+task_soft_time_limit = task_time_limit - max(1, min(15, task_time_limit // 4))

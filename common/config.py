@@ -212,8 +212,14 @@ class Config:
     twilio_timeout_seconds: float = setting(10.0, number())
     task_max_retries: int = setting(4, integer(0))
     task_retry_backoff_seconds: float = setting(2.0, number())
-    task_lock_seconds: int = setting(180, integer(1))
-    celery_visibility_timeout: int = setting(600, integer(1))
+    #: A task run is killed after this (the soft limit, 15 s earlier, lets it retry first).
+    #: The two settings below follow from it, so a crashed worker's message comes back soon:
+    task_time_limit_seconds: int = setting(90, integer(2))
+    #: 0 = the time limit (no run outlives its lock, so a redelivery never waits on a live run).
+    task_lock_seconds: int = setting(0, integer(0))
+    #: 0 = the time limit + 30 s: a message unacknowledged that long belongs to a dead worker
+    #: (a live run is killed at the time limit), so another worker gets it.
+    celery_visibility_timeout: int = setting(0, integer(0))
     publish_retry_seconds: float = setting(1.5, number())
     spool_dir: str = setting("var/spool")
     spool_drain_interval_seconds: float = setting(2.0, number())
@@ -252,10 +258,16 @@ def _is_loopback(value: str) -> bool:
 
 
 def _check(cfg: Config) -> list[str]:
-    """Rules across fields: outside development, insecure settings are refused at start."""
-    if cfg.is_development:
-        return []
+    """Rules across fields. Outside development, insecure settings are refused at start."""
     bad = []
+    if cfg.celery_visibility_timeout <= cfg.task_time_limit_seconds:
+        bad.append(
+            f"CELERY_VISIBILITY_TIMEOUT ({cfg.celery_visibility_timeout}) must be longer than "
+            f"TASK_TIME_LIMIT_SECONDS ({cfg.task_time_limit_seconds}), or a running task is "
+            "delivered to a second worker"
+        )
+    if cfg.is_development:
+        return bad
     if not cfg.twilio_validate_signatures:
         bad.append(
             "TWILIO_VALIDATE_SIGNATURES=false is only allowed with APP_ENV=development "
@@ -285,6 +297,9 @@ def _parse(env: Mapping[str, str], errors: list[str] | None = None) -> Config:
             problems.append(str(exc))
     app_env = kw.get("app_env", Config.app_env)
     kw.setdefault("allow_localhost_origins", app_env == "development")
+    limit = kw.get("task_time_limit_seconds", Config.task_time_limit_seconds)
+    kw["task_lock_seconds"] = kw.get("task_lock_seconds") or limit
+    kw["celery_visibility_timeout"] = kw.get("celery_visibility_timeout") or limit + 30
     if not problems:
         cfg = Config(**kw)
         problems.extend(_check(cfg))

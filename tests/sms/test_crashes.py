@@ -6,6 +6,7 @@ Each test runs a stack of its own; no module-wide stack may share its Redis queu
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def test_worker_killed_mid_task_replies_exactly_once(tmp_path: Path) -> None:
         tmp_path,
         REDIS_URL,
         env={
+            # short timings for a fast test; the default-timings case is the next test
+            "TASK_TIME_LIMIT_SECONDS": "3",
             "CELERY_VISIBILITY_TIMEOUT": "4",
             "TASK_LOCK_SECONDS": "4",
         },
@@ -41,6 +44,31 @@ def test_worker_killed_mid_task_replies_exactly_once(tmp_path: Path) -> None:
         stack.settle(8)  # longer than the stalled request: nothing else may arrive
         assert len(stack.bot_messages(conv)) == 1
         assert json.loads(replies[0]["attributes"])["reply_to"]
+    finally:
+        stack.stop()
+
+
+def test_worker_killed_with_default_timings_is_answered_within_3_minutes(tmp_path: Path) -> None:
+    """No timing overrides: the visibility timeout and the lock follow the task time limit
+    (90 s), so the message of a SIGKILLed worker is answered in ~2 minutes, exactly once."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    stack = Stack(tmp_path, REDIS_URL).start()
+    try:
+        stack.openai_fault(status=200, count=1, delay_seconds=6)  # the first reply stalls
+        sent = stack.text(ALICE, "answer me even if a worker dies")
+        conv = sent["conversation_sid"]
+        wait_for(lambda: stack.chat_requests(), timeout=20)  # the task is mid-flight
+        killed_at = time.monotonic()
+        stack.kill_worker()
+        stack.start_worker("worker2")
+        stack.wait_worker_ready("worker2")
+        [reply] = stack.wait_bot_messages(conv, timeout=180)
+        waited = time.monotonic() - killed_at
+        print(f"answered {waited:.0f} s after the worker was killed")
+        assert json.loads(reply["attributes"])["reply_to"] == sent["message_sid"]
+        assert waited < 180
+        stack.settle(8)  # past the stalled request: nothing else may arrive
+        assert len(stack.bot_messages(conv)) == 1
     finally:
         stack.stop()
 

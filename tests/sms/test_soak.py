@@ -34,6 +34,7 @@ def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path)
         server.url,
         env={
             "PUBLISH_RETRY_SECONDS": "0.5",
+            "TASK_TIME_LIMIT_SECONDS": "8",
             "CELERY_VISIBILITY_TIMEOUT": "10",
             "TASK_LOCK_SECONDS": "10",
             "INBOX_REDELIVER_SECONDS": "30",

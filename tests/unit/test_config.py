@@ -147,3 +147,14 @@ def test_production_start_with_signatures_off_is_refused(module: str) -> None:
     )
     assert out.returncode == 2
     assert "TWILIO_VALIDATE_SIGNATURES" in out.stderr and "development" in out.stderr
+
+
+def test_crash_timings_follow_the_task_time_limit() -> None:
+    cfg = load_config({})
+    assert cfg.task_time_limit_seconds == 90
+    assert cfg.task_lock_seconds == 90
+    assert cfg.celery_visibility_timeout == 120  # a killed worker's message: back in ~2 min
+    shorter = load_config({"TASK_TIME_LIMIT_SECONDS": "40"})
+    assert (shorter.task_lock_seconds, shorter.celery_visibility_timeout) == (40, 70)
+    with pytest.raises(ConfigError, match="CELERY_VISIBILITY_TIMEOUT"):
+        load_config({"CELERY_VISIBILITY_TIMEOUT": "60"})  # a live run would be redelivered
