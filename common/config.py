@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import ipaddress
 import os
@@ -344,10 +345,8 @@ def config_names() -> list[str]:
 def check(env: Mapping[str, str] | None = None) -> list[str]:
     """Every problem with the configuration (empty when it is good)."""
     problems: list[str] = []
-    try:
+    with contextlib.suppress(ConfigError):  # the problems are in the list
         _parse(_environment() if env is None else env, problems)
-    except ConfigError:
-        pass  # the problems are in the list
     return problems
 
 
