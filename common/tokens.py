@@ -159,9 +159,7 @@ def validate(
     call_sid = data.get("call_sid")
     if call_sid is not None and not isinstance(call_sid, str):
         raise TokenError("bad_payload")
-    return Claims(
-        iat=iat, exp=exp, origin=origin, nonce=nonce[:200], call_sid=(call_sid or None)
-    )
+    return Claims(iat=iat, exp=exp, origin=origin, nonce=nonce[:200], call_sid=(call_sid or None))
 
 
 def token_from_request(path: str, query_string: str) -> str | None:
