@@ -28,6 +28,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from common import staff_hours
+from common.staff_hours import StaffHours
+
 DEFAULT_ALLOWED_ORIGINS = (
     "https://www.gateframes.com",
     "https://gateframes.com",
@@ -158,6 +161,20 @@ def aes_key(name: str, raw: str) -> bytes:
     return decode_key(raw, name)
 
 
+def conversation_sid(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not (value.startswith("CH") and len(value) == 34 and value[2:].isalnum()):
+        raise ConfigError(f"{name} must be a Conversation SID (CH + 32 characters), got {raw!r}")
+    return value
+
+
+def hours(name: str, raw: str) -> StaffHours:
+    try:
+        return staff_hours.parse(raw)
+    except staff_hours.StaffHoursError as exc:
+        raise ConfigError(f"{name}: {exc}, got {raw!r}") from None
+
+
 def setting(default: Any, parse: Parser = text, *, secret: bool = False) -> Any:
     """A Config field: its default, how its variable is parsed, and whether it is a secret
     (kept out of ``repr``, so a logged Config never shows it)."""
@@ -197,6 +214,13 @@ class Config:
     command_max_numbers: int = setting(5, integer(1, 9))
     calls_per_author_per_day: int = setting(30, integer(0))
     calls_per_day: int = setting(300, integer(0))
+    # Staff after a call: summaries, transfers.
+    staff_notify_to: tuple[str, ...] = setting((), e164_list)
+    staff_conversation_sid: str = setting("", conversation_sid)
+    staff_transfer_number: str = setting("", e164)
+    #: None = staff can take a transfer at any time.
+    staff_hours: StaffHours | None = setting(None, hours)  # noqa: RUF009 - a field()
+    staff_transfer_timeout_seconds: int = setting(20, integer(5, 600))
     # Operational knobs beyond the contract (documented in .env.example and the README).
     app_env: str = setting("production", choice("development", "production", "test"))
     log_level: str = setting("INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", upper=True))
@@ -236,6 +260,11 @@ class Config:
     browser_idle_seconds: float = setting(60.0, number(1.0))
     relay_max_sessions: int = setting(400, integer(1))
     relay_header_timeout_seconds: float = setting(10.0, number(0.5))
+    # Calls that survive: upstream reconnects and relay restarts.
+    upstream_reconnect_attempts: int = setting(3, integer(0, 10))
+    #: How long a stopping relay waits for calls to be handed over and sessions to close;
+    #: keep it below the platform's own grace (Heroku: 30 s).
+    relay_drain_seconds: float = setting(20.0, number(1.0))
 
     @property
     def is_development(self) -> bool:
