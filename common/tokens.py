@@ -1,6 +1,6 @@
 """Short-lived AES-GCM tokens shared with the GateFrames app server.
 
-Format (contract.md, unchanged from the old Worker so the app server keeps working):
+Format (the one the GateFrames app server mints with WebCrypto; it must not change):
 ``base64url-nopad(IV[16] || AES-GCM ciphertext || tag[16])`` with key
 ``base64decode(ENCRYPTION_KEY)`` and plaintext ``{"iat": ms, "exp": ms, "origin": "client" |
 "twilio", "nonce": "<uuid>"}``. The 16-byte IV is what WebCrypto callers use; ``AESGCM``
@@ -165,8 +165,8 @@ def validate(
 def token_from_request(path: str, query_string: str) -> str | None:
     """The token from ``/token/<t>``, ``/auth/<t>`` or ``?auth=<t>``, or None.
 
-    As the old Worker did: anything after ``?``, ``&`` or ``#`` and every character outside
-    the base64url alphabet is stripped first."""
+    Anything after ``?``, ``&`` or ``#`` and every character outside the base64url alphabet
+    is stripped first (clients in the field append junk to the path)."""
     match = _PATH_TOKEN.match(path or "")
     candidate: str | None = match.group(1) if match else None
     if not candidate:

@@ -1,9 +1,8 @@
 """Turning a conversation into a chat request, and the model's answer into an SMS.
 
-The old Worker read the *oldest* 20 messages and sent ``temperature``/``max_tokens``, which
-reasoning models reject. Here the history is the newest messages in chronological order, bot
-turns are assistant turns, and the request carries only parameters every current chat model
-accepts.
+The history is the newest messages (not the oldest) in chronological order, bot turns are
+assistant turns, and the request carries only parameters every current chat model accepts
+(reasoning models reject ``temperature`` and ``max_tokens``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""``python -m webhooks --host H --port P``: the web app under gunicorn's gevent worker,
-exactly what the Procfile's ``web`` process serves."""
+"""``python -m webhooks --host H --port P``: the same app (``wsgi:app``) the Procfile's ``web``
+process serves, under gunicorn's gevent worker; worker count and timeouts are set here, not
+from the Procfile."""
 
 from __future__ import annotations
 
