@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("ENCRYPTION_KEY", "OPENAI_API_KEY"):
         if not getattr(cfg, name.lower()):
             log.warning("%s is not set: browser sessions cannot be opened", name)
+    if cfg.browser_session_policy == "passthrough":
+        log.warning(
+            "BROWSER_SESSION_POLICY=passthrough: browsers may set any session field "
+            "(instructions, tools) on this relay's OpenAI key; use owned in production"
+        )
 
     server = build_server(cfg, args.host, args.port)
     app = server.application

@@ -1,23 +1,29 @@
-"""Who may open a relay WebSocket: token, Origin, per-IP upgrade rate, single use.
+"""Who may open a relay WebSocket: token, Origin, per-IP upgrade rate, capacity, single use.
 
 Every check runs *before* the upgrade, so a refusal is a plain HTTP status with a short reason
 (the browser sees it in the failed handshake, the log gets one line). The order is fixed:
 
-1. token (401) - decides the surface: origin ``client`` is the browser relay;
-2. ``Origin`` on the allowlist (403) - browser surface only;
-3. at most N upgrades per client IP per window, across every relay process (429 + Retry-After);
-4. the token's nonce is claimed in Redis until the token expires, so it opens one session (401).
+1. the token is read - a valid ``twilio`` token goes the Twilio way (below);
+2. every other attempt counts against ``UPGRADE_RATE_LIMIT`` for the client IP, across every
+   relay process (429 + Retry-After) - refused ones too, so bad tokens or a wrong Origin
+   cannot be tried faster than good upgrades;
+3. token (401) - origin ``client`` is the browser relay;
+4. ``Origin`` on the allowlist (403);
+5. a live-session slot in this process (:mod:`relay.capacity`: 429 per IP, 503 when full);
+6. the token's nonce is claimed in Redis until the token expires, so it opens one session (401).
 
-The nonce is claimed last so that a refused attempt (rate limit, wrong origin) does not burn a
-good token. Pure checks are plain functions; :class:`RedisGate` is the thin part that needs
-Redis, and nothing here touches a frame.
+The nonce is claimed last so that a refused attempt (rate limit, wrong origin, no slot) does
+not burn a good token. Twilio streams skip the rate limit and Origin (every call comes from
+Twilio's few addresses, without an Origin) but not the process cap. Pure checks are plain
+functions; :class:`RedisGate` is the thin part that needs Redis, and nothing here touches a
+frame.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import redis
@@ -38,6 +44,7 @@ TWILIO = "twilio"
 #: Close code for a Twilio stream we refuse after accepting it (policy violation).
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013
 LOCALHOST_PREFIX = "http://localhost:"
 
 
@@ -56,6 +63,18 @@ class Refusal:
     close_code: int | None = None
 
 
+class Lease(Protocol):
+    def release(self) -> None:
+        """Give the session slot back (idempotent)."""
+
+
+class Slots(Protocol):
+    """Live-session slots (:class:`relay.capacity.Capacity`)."""
+
+    def reserve(self, surface: str, ip: str) -> Lease | Refusal:
+        """A slot for a new session on ``surface`` from ``ip``, or why not."""
+
+
 @dataclass(frozen=True)
 class Admitted:
     surface: str
@@ -63,6 +82,8 @@ class Admitted:
     client_ip: str
     #: The first subprotocol the client offered, echoed in the 101 response.
     subprotocol: str | None
+    #: The session's slot; whoever runs the session releases it.
+    lease: Lease | None = field(default=None, compare=False)
 
 
 # -- pure checks ------------------------------------------------------------------------------
@@ -192,36 +213,78 @@ def admit(
     surfaces: tuple[str, ...] = (BROWSER,),
     now_ms: int | None = None,
     signature: str | None = None,
+    slots: Slots | None = None,
 ) -> Admitted | Refusal:
-    """Run the four checks in order; the first failure is the answer.
+    """Run the checks in order; the first failure is the answer.
 
-    ``ip`` comes from :func:`client_ip`; ``surfaces`` are the token origins served.
-    Media Streams upgrades carry no ``Origin`` (browsers always send one), so a bad token
-    without an Origin is answered the Twilio way: accepted, then closed 1008."""
+    ``ip`` comes from :func:`client_ip`; ``surfaces`` are the token origins served; ``slots``
+    (when given) caps live sessions. Media Streams upgrades carry no ``Origin`` (browsers
+    always send one), so a refused upgrade without an Origin is answered the Twilio way:
+    accepted, then closed 1008."""
     claims = check_token(
         tokens.token_from_request(path, query_string), cfg.encryption_key, surfaces, now_ms
     )
-    if isinstance(claims, Refusal):
-        return for_twilio(claims) if origin is None and TWILIO in surfaces else claims
-    if claims.origin == TWILIO:
+    if isinstance(claims, tokens.Claims) and claims.origin == TWILIO:
         if origin is not None:  # a browser page: Twilio never sends Origin
-            return Refusal(401, "token_wrong_origin", "invalid token")
-        url_path = path + (f"?{query_string}" if query_string else "")
-        return _admit_twilio(cfg, gate, claims, url_path, ip, protocols, signature, now_ms)
-    if claims.origin == BROWSER and not origin_allowed(
-        origin, cfg.allowed_origins, cfg.allow_localhost_origins
-    ):
-        return Refusal(403, "origin_not_allowed", "this Origin may not open the relay")
+            claims = Refusal(401, "token_wrong_origin", "invalid token")
+        else:
+            url_path = path + (f"?{query_string}" if query_string else "")
+            return _admit_twilio(
+                cfg, gate, claims, url_path, ip, protocols, signature, now_ms, slots
+            )
+    # A bad token without an Origin may be Twilio's (a stale stream URL): refuse it the
+    # Twilio way. A good browser token without an Origin is a plain HTTP refusal (403).
+    twilio_way = origin is None and TWILIO in surfaces and isinstance(claims, Refusal)
+    lease = _browser(cfg, gate, claims, origin, ip, now_ms, slots)
+    if isinstance(lease, Refusal):
+        return for_twilio(lease) if twilio_way else lease
+    assert isinstance(claims, tokens.Claims)  # _browser refuses every other case
+    return Admitted(BROWSER, claims, ip, first_subprotocol(protocols), lease)
+
+
+def _browser(
+    cfg: Config,
+    gate: Gate,
+    claims: tokens.Claims | Refusal,
+    origin: str | None,
+    ip: str,
+    now_ms: int | None,
+    slots: Slots | None,
+) -> Lease | Refusal | None:
+    """Steps 2-6 for everything but a Twilio stream: the slot (if any), or the refusal."""
     try:
-        if claims.origin == BROWSER and (wait := gate.hit_upgrade(ip)) is not None:
+        # Counted before the token and Origin are judged: refused attempts use up the
+        # allowance as good ones do.
+        if (wait := gate.hit_upgrade(ip)) is not None:
             return Refusal(429, "rate_limited", "too many connections; retry later", wait)
-        if not gate.claim_nonce(claims.nonce, claims.ttl_ms_remaining(now_ms)):
-            return Refusal(401, "token_replayed", "this token was already used")
     except redis.RedisError as exc:
         # Fail closed: without Redis we can neither limit nor stop replays.
         log.error("admission store unavailable: %s", type(exc).__name__)
         return Refusal(503, "store_unavailable", "temporarily unavailable; retry later", 5)
-    return Admitted(claims.origin, claims, ip, first_subprotocol(protocols))
+    if isinstance(claims, Refusal):
+        return claims
+    if not origin_allowed(origin, cfg.allowed_origins, cfg.allow_localhost_origins):
+        return Refusal(403, "origin_not_allowed", "this Origin may not open the relay")
+    lease = slots.reserve(BROWSER, ip) if slots is not None else None
+    if isinstance(lease, Refusal):
+        return lease
+    refusal = _claim(gate, claims, now_ms)
+    if refusal is not None:
+        if lease is not None:
+            lease.release()
+        return refusal
+    return lease
+
+
+def _claim(gate: Gate, claims: tokens.Claims, now_ms: int | None) -> Refusal | None:
+    """Step 6: the token's single use."""
+    try:
+        if not gate.claim_nonce(claims.nonce, claims.ttl_ms_remaining(now_ms)):
+            return Refusal(401, "token_replayed", "this token was already used")
+    except redis.RedisError as exc:
+        log.error("admission store unavailable: %s", type(exc).__name__)
+        return Refusal(503, "store_unavailable", "temporarily unavailable; retry later", 5)
+    return None
 
 
 def _admit_twilio(
@@ -233,21 +296,24 @@ def _admit_twilio(
     protocols: str | None,
     signature: str | None,
     now_ms: int | None,
+    slots: Slots | None,
 ) -> Admitted | Refusal:
     """Twilio: no Origin or per-IP limit (all calls come from Twilio's few addresses); the
-    upgrade signature is checked when present; the token still opens one stream only."""
+    upgrade signature is checked when present; the process cap applies; the token still
+    opens one stream only."""
     if (
         signature is not None
         and cfg.twilio_validate_signatures
         and not stream_signature_ok(cfg, url_path, signature)
     ):
         return for_twilio(Refusal(403, "bad_signature", "X-Twilio-Signature does not match"))
-    try:
-        if not gate.claim_nonce(claims.nonce, claims.ttl_ms_remaining(now_ms)):
-            return for_twilio(Refusal(401, "token_replayed", "this token was already used"))
-    except redis.RedisError as exc:
-        log.error("admission store unavailable: %s", type(exc).__name__)
-        return for_twilio(
-            Refusal(503, "store_unavailable", "temporarily unavailable"), CLOSE_INTERNAL
-        )
-    return Admitted(claims.origin, claims, ip, first_subprotocol(protocols))
+    lease = slots.reserve(TWILIO, ip) if slots is not None else None
+    if isinstance(lease, Refusal):
+        return for_twilio(lease, CLOSE_TRY_AGAIN)
+    refusal = _claim(gate, claims, now_ms)
+    if refusal is not None:
+        if lease is not None:
+            lease.release()
+        code = CLOSE_INTERNAL if refusal.reason == "store_unavailable" else CLOSE_POLICY
+        return for_twilio(refusal, code)
+    return Admitted(claims.origin, claims, ip, first_subprotocol(protocols), lease)

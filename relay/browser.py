@@ -1,10 +1,14 @@
-"""The website's voice assistant: a verbatim relay between a browser and OpenAI Realtime.
+"""The website's voice assistant: a relay between a browser and OpenAI Realtime.
 
-The browser speaks the Realtime protocol itself; the relay's job is to hold the API key, admit
-only GateFrames pages (see :mod:`relay.admission`), cap the session, and otherwise stay out of
-the way. So text frames pass through byte for byte in both directions; the only per-frame work
-is one ``orjson.loads`` validity check on what the browser sends (bad JSON is answered with an
-``error`` event and never reaches OpenAI).
+The browser speaks the Realtime protocol itself; the relay holds the API key, admits only
+GateFrames pages (see :mod:`relay.admission`), caps the session, and owns what the assistant
+is told: with ``BROWSER_SESSION_POLICY=owned`` (the default) the relay's own ``session.update``
+goes first and every browser event is policed by :mod:`relay.browser_policy` (fields a page
+may not set are stripped and named in an ``error`` event). Audio appends, the bulk of the
+traffic, pass byte for byte after the one ``orjson.loads`` every frame gets; OpenAI's events
+pass to the browser byte for byte. ``passthrough`` (unsafe) relays the browser's events
+verbatim, as the relay used to. Bad JSON is answered with an ``error`` event and never
+reaches OpenAI; a browser that sends nothing for ``BROWSER_IDLE_SECONDS`` is closed (1000).
 
 :class:`BrowserCore` makes the decisions without any I/O (unit-tested alone);
 :class:`BrowserSession` is the gevent shell: a browser reader, an upstream reader, and the
@@ -24,6 +28,7 @@ import gevent.event
 import orjson
 
 from relay import metrics
+from relay.browser_policy import Verdict, error_event, police
 from relay.frames import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_AGAIN, OP_TEXT, FastWebSocket
 from relay.upstream import Upstream, UpstreamError
 
@@ -34,6 +39,9 @@ TIME_LIMIT_CODE = 4000
 TIME_LIMIT_MESSAGE = "Session time limit reached. Start a new conversation to keep chatting."
 #: How long teardown may spend telling a slow peer goodbye.
 GOODBYE_SECONDS = 2.0
+#: Policy refusals logged per session; a page sending thousands is logged once per event up
+#: to here, then only counted (the session's end line has the total).
+LOGGED_REFUSALS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,18 @@ class ToBrowser:
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """A policed event: ``down`` (error events) to the browser, then ``up`` (what is left of
+    the event, None if nothing or if it was queued) upstream; ``params`` were removed, and
+    ``refused`` says nothing of the event goes upstream."""
+
+    up: bytes | None
+    down: tuple[bytes, ...]
+    params: tuple[str, ...]
+    refused: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """End the session: close the browser with ``code`` / ``reason`` (and the upstream)."""
 
@@ -55,32 +75,32 @@ class Close:
     notice: bytes = b""  # a last text message for the browser before the close
 
 
-def error_event(code: str, message: str) -> bytes:
-    """An ``error`` event in the Realtime GA shape, so browser code handles it like OpenAI's."""
-    return orjson.dumps(
-        {
-            "type": "error",
-            "error": {
-                "type": "invalid_request_error",
-                "code": code,
-                "message": message,
-                "param": None,
-                "event_id": None,
-            },
-        }
-    )
-
-
 class BrowserCore:
-    """Decisions for one browser session: validate, queue until the upstream is open, cap."""
+    """Decisions for one browser session: validate, police, queue until the upstream is open,
+    and the two clocks (time cap, idle)."""
 
-    def __init__(self, max_queue_bytes: int):
+    def __init__(
+        self,
+        max_queue_bytes: int,
+        *,
+        opening: bytes | None = None,
+        time_limit_s: float = 600.0,
+        idle_s: float = 60.0,
+    ):
         self.max_queue_bytes = max_queue_bytes
+        #: The relay's own session.update (owned policy): sent first, browser events policed.
+        self.opening = opening
+        self.policed = opening is not None
+        self.time_limit_s = time_limit_s
+        self.idle_s = idle_s
         self.open = False
         self.queue: list[bytes] = []
         self.queued_bytes = 0
+        self.refusals = 0  # policed events that lost a field or were refused
 
-    def browser_message(self, opcode: int, payload: bytes) -> ToUpstream | ToBrowser | Close | None:
+    def browser_message(
+        self, opcode: int, payload: bytes
+    ) -> ToUpstream | ToBrowser | Reply | Close | None:
         """What to do with one message from the browser (None: queued for later)."""
         if opcode != OP_TEXT:
             return ToBrowser(error_event("unsupported_frame", "Send events as JSON text frames."))
@@ -90,19 +110,46 @@ class BrowserCore:
             return ToBrowser(error_event("invalid_json", "The event was not valid JSON."))
         if not isinstance(event, dict):
             return ToBrowser(error_event("invalid_event", "An event must be a JSON object."))
+        if not self.policed:
+            return self._send(payload)
+        out = police(event, payload)
+        if type(out) is not Verdict:
+            return self._send(out)  # type: ignore[arg-type]  # bytes
+        self.refusals += 1
+        verdict: Verdict = out  # type: ignore[assignment]
+        up = None
+        if verdict.forward is not None:
+            sent = self._send(verdict.forward)
+            if type(sent) is Close:
+                return sent
+            up = sent.data if type(sent) is ToUpstream else None  # type: ignore[union-attr]
+        return Reply(up, verdict.errors, verdict.params, verdict.forward is None)
+
+    def _send(self, data: bytes) -> ToUpstream | Close | None:
         if self.open:
-            return ToUpstream(payload)
-        self.queued_bytes += len(payload)
+            return ToUpstream(data)
+        self.queued_bytes += len(data)
         if self.queued_bytes > self.max_queue_bytes:
             return Close(CLOSE_TRY_AGAIN, "too much data before the assistant was ready")
-        self.queue.append(payload)
+        self.queue.append(data)
         return None
 
     def upstream_open(self) -> list[bytes]:
-        """The upstream is connected: hand back the queue, in order; later frames go direct."""
+        """The upstream is connected: hand back what goes first (the relay's session, then
+        the queue, in order); later frames go direct."""
         queued, self.queue, self.queued_bytes = self.queue, [], 0
+        if self.opening is not None and not self.open:
+            queued.insert(0, self.opening)
         self.open = True
         return queued
+
+    def timers(self, now: float, started: float, last_heard: float) -> Close | float:
+        """The time cap or idle close if one is due, else the seconds until the next is."""
+        if now - started >= self.time_limit_s:
+            return self.time_limit()
+        if now - last_heard >= self.idle_s:
+            return self.idle()
+        return min(started + self.time_limit_s, last_heard + self.idle_s) - now
 
     @staticmethod
     def upstream_failed() -> Close:
@@ -121,6 +168,10 @@ class BrowserCore:
         notice = orjson.dumps({"type": "system.time_limit", "message": TIME_LIMIT_MESSAGE})
         return Close(TIME_LIMIT_CODE, "time_limit", notice)
 
+    @staticmethod
+    def idle() -> Close:
+        return Close(CLOSE_NORMAL, "idle_timeout")
+
 
 class BrowserSession:
     """Runs one browser session to its end: ``run()`` returns the end reason."""
@@ -131,15 +182,19 @@ class BrowserSession:
         open_upstream: Callable[[], Upstream],
         *,
         time_limit_s: float,
+        idle_s: float,
         max_queue_bytes: int,
         client_ip: str,
+        opening: bytes | None = None,
     ):
         self.ws = ws
         self.open_upstream = open_upstream
-        self.time_limit_s = time_limit_s
         self.client_ip = client_ip
-        self.core = BrowserCore(max_queue_bytes)
+        self.core = BrowserCore(
+            max_queue_bytes, opening=opening, time_limit_s=time_limit_s, idle_s=idle_s
+        )
         self.session_id = uuid.uuid4().hex[:16]
+        self.last_heard = time.monotonic()  # the browser's last message (idle close)
         self.up: Upstream | None = None
         self.ending: Close | None = None
         self._done = gevent.event.Event()
@@ -159,20 +214,26 @@ class BrowserSession:
             got = ws.receive_raw()
             if got is None:
                 break
+            self.last_heard = time.monotonic()
             out = core.browser_message(got[0], got[1])
             if out is None:
                 continue
             if type(out) is ToUpstream:
-                try:
-                    self.up.send(out.data)  # type: ignore[union-attr]  # open implies set
-                    self.frames_in += 1
-                except OSError:
-                    pass  # the upstream reader notices the dead socket and ends the session
+                self._up(out.data)
             elif type(out) is ToBrowser:
                 try:
                     ws.send_frame(out.data, OP_TEXT)
                 except OSError:
                     break
+            elif type(out) is Reply:
+                self._log_refusal(out)  # type: ignore[arg-type]
+                try:
+                    for error in out.down:  # type: ignore[union-attr]
+                        ws.send_frame(error, OP_TEXT)
+                except OSError:
+                    break
+                if out.up is not None:  # type: ignore[union-attr]
+                    self._up(out.up)  # type: ignore[union-attr]
             else:
                 self.end(out)  # type: ignore[arg-type]
                 return
@@ -181,6 +242,27 @@ class BrowserSession:
             self.end(Close(ws.close_code, ws.close_reason))
         else:
             self.end(Close(CLOSE_NORMAL, "browser_closed"))
+
+    def _up(self, data: bytes) -> None:
+        try:
+            self.up.send(data)  # type: ignore[union-attr]  # open implies set
+            self.frames_in += 1
+        except OSError:
+            pass  # the upstream reader notices the dead socket and ends the session
+
+    def _log_refusal(self, reply: Reply) -> None:
+        if self.core.refusals > LOGGED_REFUSALS:
+            return
+        log.warning(
+            "browser event %s: %s",
+            "refused" if reply.refused else "stripped",
+            ", ".join(reply.params),
+            extra={
+                "session_id": self.session_id,
+                "client_ip": self.client_ip,
+                "reason": "browser_policy",
+            },
+        )
 
     def _upstream_loop(self) -> None:
         try:
@@ -221,8 +303,13 @@ class BrowserSession:
         metrics.ACTIVE.labels(SURFACE).inc()
         readers = [gevent.spawn(self._upstream_loop), gevent.spawn(self._browser_loop)]
         try:
-            if not self._done.wait(self.time_limit_s):
-                self.end(self.core.time_limit())
+            while True:
+                due = self.core.timers(time.monotonic(), started, self.last_heard)
+                if type(due) is Close:
+                    self.end(due)
+                    break
+                if self._done.wait(due):
+                    break
         finally:
             close = self.ending or Close(CLOSE_INTERNAL, "relay_error")
             self._release(readers, close)
@@ -236,11 +323,14 @@ class BrowserSession:
         metrics.DURATION.labels(SURFACE).observe(seconds)
         metrics.FRAMES.labels(SURFACE, "in").inc(self.frames_in)
         metrics.FRAMES.labels(SURFACE, "out").inc(self.frames_out)
+        if self.core.refusals:
+            metrics.POLICY_REFUSALS.inc(self.core.refusals)
         log.info(
-            "browser session ended after %.1f s (%d in, %d out, close %d)",
+            "browser session ended after %.1f s (%d in, %d out, %d policed, close %d)",
             seconds,
             self.frames_in,
             self.frames_out,
+            self.core.refusals,
             close.code,
             extra={**ctx, "reason": close.reason},
         )

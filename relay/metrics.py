@@ -26,3 +26,11 @@ VOICEMAIL_NOTICES = Counter(
     "Voicemail notices handed to the workers (queued) or not (lost)",
     ["outcome"],
 )
+POLICY_REFUSALS = Counter(
+    "relay_browser_events_policed_total",
+    "Browser events that lost a field or were refused (BROWSER_SESSION_POLICY=owned)",
+)
+HEADER_TIMEOUTS = Counter(
+    "relay_header_timeouts_total",
+    "Connections closed because the request headers were not complete in time",
+)

@@ -1,15 +1,19 @@
 """The relay's gevent server: upgrade handling, plain-HTTP routes, and session dispatch.
 
-gevent-websocket's ``WebSocketHandler`` (the design card) does the handshake; this subclass
-adds what the relay needs around it:
+gevent-websocket's ``WebSocketHandler`` (the design card) does the handshake; its subclass in
+:mod:`relay.handler` adds what the relay needs around it:
 
-* every refusal happens *before* the 101 (token, Origin, rate, replay: :mod:`relay.admission`),
-  as an HTTP status with a one-line reason in the body and one log line;
+* every refusal happens *before* the 101 (token, Origin, rate, session caps, replay:
+  :mod:`relay.admission`, :mod:`relay.capacity`), as an HTTP status with a one-line reason in
+  the body, one log line and a ``relay_upgrades_refused_total{reason}`` count;
 * the socket is a :class:`relay.frames.FastWebSocket` (C-speed frame path, size limit);
 * the first requested ``Sec-WebSocket-Protocol`` is echoed.
 
 Plain HTTP: ``GET /token/<t>`` and ``/auth/<t>`` answer ``200 OK`` (uptime pings; tokens are
-only enforced on upgrades), ``/healthz`` and ``/metrics`` as usual, anything else ``426``.
+only enforced on upgrades), ``/healthz``, ``/metrics`` (behind ``METRICS_TOKEN`` when set),
+anything else ``426``. A request whose line and headers take longer than
+``RELAY_HEADER_TIMEOUT_SECONDS`` is answered 408 and closed (slowloris: each such socket
+would otherwise hold a greenlet and a file descriptor for as long as the client likes).
 Sessions are dispatched by the token's origin through :attr:`RelayApp.surfaces`: ``client``
 (the website, :mod:`relay.browser`) and ``twilio`` (phone calls, :mod:`relay.twilio_session`).
 A Twilio stream that fails admission is accepted and then closed 1008, so Twilio runs the
@@ -18,40 +22,35 @@ TwiML after ``</Connect>`` and the caller hears the apology instead of an error 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
+import hmac
 import logging
-import re
-import socket
 import time
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from typing import Any
 
 import gevent
 import orjson
 import redis
 from gevent.pywsgi import LoggingLogAdapter
-from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.server import WebSocketServer
-from geventwebsocket.websocket import Stream
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common.config import Config
+from common.prompts import website_prompt
 from common.twilio_client import make_client
 from relay import admission, metrics, notify
 from relay.admission import Admitted, Gate, Refusal
 from relay.browser import BrowserSession, Close
+from relay.browser_policy import owned_session_update
+from relay.capacity import Capacity
 from relay.frames import FastWebSocket
+from relay.handler import RelayHandler
+from relay.handler import reply as _reply
 from relay.twilio_session import TwilioCall
 from relay.upstream import Upstream, connect, realtime_url
 
 log = logging.getLogger(__name__)
 
-_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#: RFC 7230 token characters: a subprotocol outside them is not echoed.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 #: Data the browser may send before OpenAI answers (about a minute of 24 kHz PCM as base64).
 MIN_QUEUE_BYTES = 4 << 20
 
@@ -76,6 +75,8 @@ class RelayApp:
         }
         self.sessions: set[BrowserSession] = set()
         self.calls: set[TwilioCall] = set()
+        self.capacity = Capacity(cfg.browser_sessions_per_ip, cfg.relay_max_sessions)
+        self._warned_proxy = False
 
     # -- admission (called by the handler before the 101) -----------------------------------
     def client_ip(self, environ: dict[str, Any]) -> str:
@@ -84,6 +85,23 @@ class RelayApp:
             environ.get("HTTP_X_FORWARDED_FOR"),
             self.cfg.trusted_proxy_count,
         )
+
+    def note_request(self, environ: dict[str, Any]) -> None:
+        """Once per process: a router adds X-Forwarded-For, but none of it is trusted, so every
+        client looks like the router (one shared per-IP limit for everyone)."""
+        if (
+            not self._warned_proxy
+            and self.cfg.trusted_proxy_count == 0
+            and environ.get("HTTP_X_FORWARDED_FOR")
+        ):
+            self._warned_proxy = True
+            log.warning(
+                "X-Forwarded-For is present but TRUSTED_PROXY_COUNT=0: every client is taken "
+                "to be %s; set TRUSTED_PROXY_COUNT to the number of proxies in front "
+                "(1 behind a PaaS router)",
+                environ.get("REMOTE_ADDR"),
+                extra={"reason": "untrusted_forwarded_for"},
+            )
 
     def admit(self, environ: dict[str, Any], ip: str) -> Admitted | Refusal:
         return admission.admit(
@@ -96,6 +114,7 @@ class RelayApp:
             protocols=environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"),
             surfaces=tuple(self.surfaces),
             signature=environ.get("HTTP_X_TWILIO_SIGNATURE"),
+            slots=self.capacity,
         )
 
     # -- sessions ---------------------------------------------------------------------------
@@ -104,12 +123,18 @@ class RelayApp:
         return connect(url, self.cfg.openai_api_key)
 
     def run_browser(self, ws: FastWebSocket, admitted: Admitted) -> None:
+        cfg = self.cfg
+        opening = None
+        if cfg.browser_session_policy == "owned":
+            opening = owned_session_update(website_prompt(), cfg.realtime_voice)
         session = BrowserSession(
             ws,
             self.open_upstream,
-            time_limit_s=self.cfg.session_time_limit_seconds,
-            max_queue_bytes=max(MIN_QUEUE_BYTES, self.cfg.max_frame_bytes),
+            time_limit_s=cfg.session_time_limit_seconds,
+            idle_s=cfg.browser_idle_seconds,
+            max_queue_bytes=max(MIN_QUEUE_BYTES, cfg.max_frame_bytes),
             client_ip=admitted.client_ip,
+            opening=opening,
         )
         self.sessions.add(session)
         try:
@@ -179,7 +204,7 @@ class RelayApp:
             if path == "/healthz":
                 return self.healthz(start_response)
             if path == "/metrics":
-                return _reply(start_response, 200, generate_latest(), CONTENT_TYPE_LATEST)
+                return self.metrics(environ, start_response)
         if method == "POST" and environ.get("HTTP_X_TWILIO_SIGNATURE"):
             # The old Worker's behaviour: a stray Twilio webhook gets 200 so Twilio stops retrying.
             log.warning(
@@ -191,113 +216,29 @@ class RelayApp:
             start_response, 426, b"Expected Upgrade: websocket\n", extra=[("Upgrade", "websocket")]
         )
 
+    def metrics(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
+        token = self.cfg.metrics_token
+        if token:
+            given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, b"Bearer " + token.encode()):
+                log.warning(
+                    "/metrics refused: %s",
+                    "wrong bearer token" if given else "no Authorization header",
+                    extra={"client_ip": self.client_ip(environ), "reason": "metrics_auth"},
+                )
+                body = b"/metrics needs Authorization: Bearer <METRICS_TOKEN>\n"
+                return _reply(start_response, 401, body, extra=[("WWW-Authenticate", "Bearer")])
+        return _reply(start_response, 200, generate_latest(), CONTENT_TYPE_LATEST)
+
     def healthz(self, start_response) -> Iterable[bytes]:
         try:
             self.gate.ping()
         except redis.RedisError as exc:
             body = {"status": "degraded", "redis": f"unreachable: {type(exc).__name__}"}
             return _reply(start_response, 503, orjson.dumps(body), "application/json")
-        body = {"status": "ok", "redis": "ok", "sessions": len(self.sessions)}
+        # Slots in use (browser sessions and calls): what the caps count.
+        body = {"status": "ok", "redis": "ok", "sessions": self.capacity.live}
         return _reply(start_response, 200, orjson.dumps(body), "application/json")
-
-
-def _reply(
-    start_response,
-    status: int,
-    body: bytes,
-    content_type: str = "text/plain; charset=utf-8",
-    extra: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])]
-    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-    return [body]
-
-
-class RelayHandler(WebSocketHandler):
-    """gevent-websocket's handler with admission before the 101 and our frame path after."""
-
-    application: RelayApp
-
-    def upgrade_websocket(self):
-        env = self.environ
-        if (
-            env.get("REQUEST_METHOD") != "GET"
-            or env.get("HTTP_UPGRADE", "").lower() != "websocket"
-            or "upgrade" not in env.get("HTTP_CONNECTION", "").lower()
-        ):
-            return None  # plain HTTP: the WSGI app answers
-        app = self.application
-        ip = app.client_ip(env)
-        if self.request_version != "HTTP/1.1":
-            return self.refuse(Refusal(400, "bad_handshake", "WebSocket needs HTTP/1.1"), ip)
-        if env.get("HTTP_SEC_WEBSOCKET_VERSION", "") != "13":
-            refusal = Refusal(426, "bad_version", "only WebSocket version 13 is supported")
-            return self.refuse(refusal, ip, [("Sec-WebSocket-Version", "13")])
-        key = env.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
-        try:
-            key_ok = len(base64.b64decode(key, validate=True)) == 16
-        except (binascii.Error, ValueError):
-            key_ok = False
-        if not key_ok:
-            return self.refuse(Refusal(400, "bad_handshake", "bad Sec-WebSocket-Key"), ip)
-        decision = app.admit(env, ip)
-        if isinstance(decision, Refusal):
-            if decision.close_code is not None:
-                self.log_refusal(decision, ip)
-                return self.accept(key, decision)
-            return self.refuse(decision, ip)
-        return self.accept(key, decision)
-
-    def accept(self, key: str, admitted: Admitted | Refusal) -> None:
-        self.websocket = FastWebSocket(
-            self.environ, Stream(self), self, max_bytes=self.application.cfg.max_frame_bytes
-        )
-        self.environ.update(
-            {
-                "wsgi.websocket_version": "13",
-                "wsgi.websocket": self.websocket,
-                ("relay.admitted" if isinstance(admitted, Admitted) else "relay.refused"): admitted,
-            }
-        )
-        protocol = admitted.subprotocol if isinstance(admitted, Admitted) else None
-        if protocol is None and isinstance(admitted, Refusal):
-            protocol = admission.first_subprotocol(self.environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"))
-        accept = base64.b64encode(hashlib.sha1((key + _GUID).encode("latin-1")).digest())
-        headers = [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept.decode("latin-1")),
-        ]
-        if protocol and _TOKEN.match(protocol):
-            headers.append(("Sec-WebSocket-Protocol", protocol))
-        self.socket.setsockopt(
-            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-        )  # TCP_NODELAY: frames are small and latency-bound
-        self.start_response("101 Switching Protocols", headers)
-
-    def log_refusal(self, refusal: Refusal, ip: str) -> None:
-        how = f"close {refusal.close_code}" if refusal.close_code else str(refusal.status)
-        log.warning(
-            "upgrade refused (%s): %s",
-            how,
-            refusal.detail,
-            extra={"reason": refusal.reason, "client_ip": ip, "status": refusal.status},
-        )
-        metrics.REFUSALS.labels(refusal.reason).inc()
-
-    def refuse(
-        self, refusal: Refusal, ip: str, extra: list[tuple[str, str]] | None = None
-    ) -> list[bytes]:
-        self.log_refusal(refusal, ip)
-        headers = [("Connection", "close"), *(extra or [])]
-        if refusal.retry_after is not None:
-            headers.append(("Retry-After", str(refusal.retry_after)))
-        self.close_connection = True
-        body = f"{refusal.detail} ({refusal.reason})\n".encode()
-        return _reply(self.start_response, refusal.status, body, extra=headers)
-
-    def log_request(self) -> None:
-        """No access log: sessions and refusals log their own line, pings need none."""
 
 
 def build_server(cfg: Config, host: str, port: int, gate: Gate | None = None) -> WebSocketServer:

@@ -19,6 +19,7 @@ from relay.admission import (
     first_subprotocol,
     origin_allowed,
 )
+from relay.capacity import Capacity
 
 KEY = os.urandom(32)
 CFG = Config(encryption_key=KEY)
@@ -169,20 +170,35 @@ def test_admitted_with_echoed_protocol():
     assert list(gate.nonces.values()) == [300_000]
 
 
-def test_bad_token_wins_over_bad_origin_and_touches_no_store():
+def test_bad_token_wins_over_bad_origin_but_counts_as_an_upgrade():
     gate = FakeGate()
     got = run(gate, "garbage", origin="https://evil.example")
     assert isinstance(got, Refusal) and got.status == 401
-    assert gate.hits == [] and gate.nonces == {}
+    assert gate.hits == ["203.0.113.7"] and gate.nonces == {}
 
 
-def test_bad_origin_is_403_and_does_not_burn_the_token():
+def test_bad_origin_is_403_counts_and_does_not_burn_the_token():
     gate = FakeGate()
     token = mint()
     got = run(gate, token, origin="https://gateframes.com.evil.example")
     assert isinstance(got, Refusal) and (got.status, got.reason) == (403, "origin_not_allowed")
-    assert gate.hits == [] and gate.nonces == {}
+    assert gate.hits == ["203.0.113.7"] and gate.nonces == {}
     assert isinstance(run(gate, token), Admitted)
+
+
+@pytest.mark.parametrize("token", [None, "garbage", "twilio"])
+def test_over_the_rate_limit_even_a_bad_token_gets_429(token):
+    gate = FakeGate(wait=7)
+    got = run(gate, mint("twilio") if token == "twilio" else token)
+    assert isinstance(got, Refusal) and (got.status, got.reason) == (429, "rate_limited")
+    assert gate.nonces == {}
+
+
+def test_a_bad_token_without_origin_counts_and_is_closed_the_twilio_way():
+    gate = FakeGate()
+    got = run_twilio(gate, "/token/garbage")
+    assert isinstance(got, Refusal) and got.close_code == 1008
+    assert gate.hits == ["198.51.100.9"]
 
 
 def test_rate_limited_is_429_with_retry_after_and_keeps_the_token():
@@ -293,3 +309,49 @@ def test_twilio_token_from_a_browser_page_is_refused():
 def test_twilio_store_down_closes_1011():
     got = run_twilio(FakeGate(fail=True), f"/token/{mint('twilio')}")
     assert isinstance(got, Refusal) and got.close_code == 1011
+
+
+# ==== live-session slots =======================================================================
+def test_capacity_per_ip_and_per_process():
+    cap = Capacity(per_ip=2, total=3)
+    a, b = cap.reserve("client", "1.1.1.1"), cap.reserve("client", "1.1.1.1")
+    third = cap.reserve("client", "1.1.1.1")
+    assert isinstance(third, Refusal) and (third.status, third.reason) == (429, "sessions_per_ip")
+    call = cap.reserve("twilio", "1.1.1.1")  # calls have no per-IP cap
+    full = cap.reserve("client", "2.2.2.2")
+    assert isinstance(full, Refusal) and (full.status, full.reason) == (503, "relay_full")
+    assert not isinstance(call, Refusal) and not isinstance(a, Refusal)
+    call.release()
+    call.release()  # twice is harmless
+    assert not isinstance(cap.reserve("client", "2.2.2.2"), Refusal)
+    assert not isinstance(b, Refusal)
+    b.release()
+    assert not isinstance(cap.reserve("client", "1.1.1.1"), Refusal)
+    assert cap.live == 3 and cap.by_ip == {"1.1.1.1": 2, "2.2.2.2": 1}
+
+
+def test_a_full_ip_is_429_and_keeps_the_token():
+    cap, gate, token = Capacity(per_ip=1, total=10), FakeGate(), mint()
+    first = admit(CFG, gate, path=f"/token/{mint()}", query_string="", origin=GOOD,
+                  ip="203.0.113.7", protocols=None, now_ms=NOW, slots=cap)  # fmt: skip
+    assert isinstance(first, Admitted) and first.lease is not None
+    got = run(gate, token, slots=cap)
+    assert isinstance(got, Refusal) and (got.status, got.reason) == (429, "sessions_per_ip")
+    first.lease.release()
+    assert isinstance(run(gate, token, slots=cap), Admitted)  # the token was not used up
+
+
+def test_a_replayed_token_gives_its_slot_back():
+    cap, gate, token = Capacity(per_ip=5, total=5), FakeGate(), mint()
+    assert isinstance(run(gate, token, slots=cap), Admitted)
+    assert isinstance(run(gate, token, slots=cap), Refusal)
+    assert cap.live == 1
+
+
+def test_a_full_process_closes_a_twilio_stream_1013():
+    cap = Capacity(per_ip=1, total=1)
+    cap.reserve("client", "203.0.113.1")
+    got = admit(TWILIO_CFG, FakeGate(), path=f"/token/{mint('twilio')}", query_string="",
+                origin=None, ip="198.51.100.9", protocols="audio", surfaces=BOTH, now_ms=NOW,
+                slots=cap)  # fmt: skip
+    assert isinstance(got, Refusal) and (got.reason, got.close_code) == ("relay_full", 1013)

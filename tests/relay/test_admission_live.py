@@ -17,16 +17,24 @@ from tests.relay.conftest import Relay, fresh_ip, http, mint
 pytestmark = pytest.mark.usefixtures("redis_url")
 
 
+#: These tests open and close sessions in quick succession from one IP to test the upgrade
+#: *rate*; the live-session cap (test_relay_limits.py) would race with each close.
+MANY_LIVE = {"BROWSER_SESSIONS_PER_IP": "100"}
+
+
 @pytest.fixture(scope="module")
 def relay(start_relay, echo) -> Relay:
-    # One trusted proxy hop, so each test can pick its client IP with X-Forwarded-For.
-    return start_relay(echo.url, TRUSTED_PROXY_COUNT="1")
+    # One trusted proxy hop, so each test can pick its client IP with X-Forwarded-For; the
+    # localhost origins a developer's page uses (off by default outside development).
+    return start_relay(
+        echo.url, TRUSTED_PROXY_COUNT="1", ALLOW_LOCALHOST_ORIGINS="true", **MANY_LIVE
+    )
 
 
 @pytest.fixture(scope="module")
 def direct_relay(start_relay, echo) -> Relay:
-    # No trusted proxy: X-Forwarded-For must be ignored.
-    return start_relay(echo.url, name="direct")
+    # No trusted proxy: X-Forwarded-For must be ignored. APP_ENV is production (the default).
+    return start_relay(echo.url, name="direct", **MANY_LIVE)
 
 
 def refused(relay: Relay, **kwargs) -> websocket.WebSocketBadStatusException:
@@ -123,6 +131,12 @@ def test_localhost_dev_origin_is_allowed(relay):
     relay.browser(origin="http://localhost:5173").close()
 
 
+def test_localhost_origin_is_refused_outside_development(direct_relay):
+    token = mint()
+    err = refused(direct_relay, token=token, origin="http://localhost:5173")
+    assert_refusal(direct_relay, err, 403, "origin_not_allowed", "127.0.0.1", token)
+
+
 # ==== 401: replay ==============================================================================
 def test_a_token_opens_one_session_only(relay):
     ip, token = fresh_ip(), mint()
@@ -149,7 +163,7 @@ def test_eleventh_upgrade_in_a_minute_is_429_with_retry_after(relay):
 
 
 def test_limit_is_shared_by_every_relay_process(relay, start_relay, echo):
-    other = start_relay(echo.url, name="second", TRUSTED_PROXY_COUNT="1")
+    other = start_relay(echo.url, name="second", TRUSTED_PROXY_COUNT="1", **MANY_LIVE)
     ip = fresh_ip()
     for i in range(10):
         (relay if i % 2 else other).browser(ip=ip).close()

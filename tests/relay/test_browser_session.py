@@ -1,8 +1,9 @@
-"""Browser sessions through a real relay process to a byte-exact echo upstream.
+"""Browser sessions through a real relay process to a byte-exact echo upstream, with
+``BROWSER_SESSION_POLICY=passthrough`` (the relay adds nothing and strips nothing).
 
 The echo upstream (tests/relay/doubles.py) records exactly what reaches it and can send exact
 text back, so "verbatim" is checked byte for byte; protocol behaviour against the Realtime
-simulator lives in test_realtime_sim.py.
+simulator lives in test_realtime_sim.py, the owned policy in test_browser_policy_live.py.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import websocket
 from tests.relay.conftest import API_KEY, Relay, fresh_ip, http, wait_closed, wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_url")
+#: The echo's test commands are not Realtime events: the owned policy would refuse them.
+PASSTHROUGH = "passthrough"
 
 
 @pytest.fixture(scope="module")
 def relay(start_relay, echo) -> Relay:
-    return start_relay(echo.url, TRUSTED_PROXY_COUNT="1", MAX_FRAME_BYTES="65536")
+    return start_relay(
+        echo.url,
+        TRUSTED_PROXY_COUNT="1",
+        MAX_FRAME_BYTES="65536",
+        BROWSER_SESSION_POLICY=PASSTHROUGH,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -195,7 +203,11 @@ def test_upstream_unreachable_closes_1011_with_a_reason(start_relay):
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
     port = dead.getsockname()[1]
-    relay = start_relay(f"ws://127.0.0.1:{port}/v1/realtime", name="dead-upstream")
+    relay = start_relay(
+        f"ws://127.0.0.1:{port}/v1/realtime",
+        name="dead-upstream",
+        BROWSER_SESSION_POLICY=PASSTHROUGH,
+    )
     ws = relay.browser()
     ws.send('{"type":"queued, then dropped"}')
     code, reason, seen = wait_closed(ws)
@@ -205,7 +217,12 @@ def test_upstream_unreachable_closes_1011_with_a_reason(start_relay):
 
 
 def test_time_limit_notice_then_close_4000(start_relay, echo):
-    relay = start_relay(echo.url, name="short", SESSION_TIME_LIMIT_SECONDS="1.5")
+    relay = start_relay(
+        echo.url,
+        name="short",
+        SESSION_TIME_LIMIT_SECONDS="1.5",
+        BROWSER_SESSION_POLICY=PASSTHROUGH,
+    )
     ws = relay.browser()
     ws.send('{"type":"hello"}')
     code, reason, seen = wait_closed(ws)
@@ -250,7 +267,7 @@ def test_fifty_concurrent_sessions_without_cross_talk(relay, echo):
 
 
 def test_sigterm_closes_sessions_with_1001_and_exits(start_relay, echo):
-    relay = start_relay(echo.url, name="deploy")
+    relay = start_relay(echo.url, name="deploy", BROWSER_SESSION_POLICY=PASSTHROUGH)
     ws = relay.browser()
     ws.send('{"type":"x"}')
     ws.recv()
