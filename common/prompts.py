@@ -108,3 +108,35 @@ def with_identity(text: str) -> str:
     """Make sure a reply begins with the identity sentence, exactly once."""
     body = _IDENTITY_RE.sub("", text.strip(), count=1)
     return f"{IDENTITY} {body}" if body else IDENTITY
+
+
+# -- the call's tools (relay/call_tools.py) ---------------------------------------------------
+#: Appended to the voice prompt of a live call that has tools (not to voicemails).
+TOOL_INSTRUCTIONS = """\
+
+Tools: when the caller is done or says goodbye, call end_call. When they ask for a person, or \
+you cannot help, call transfer_to_staff if you have it, with the reason in a few words. When \
+they want something in writing, call send_text: it texts only the number they are calling from. \
+When staff should call them back, call take_message with their name, a callback number and the \
+message; read the number back to them first. Never promise what a tool result says did not \
+happen."""
+
+TOOL_END_CALL_OUTPUT = (
+    "The call ends after your next reply. Say a short, friendly goodbye in one sentence and "
+    "nothing else."
+)
+TOOL_TRANSFER_OUTPUT = (
+    "Staff are available. Tell the caller in one short sentence that you are connecting them "
+    "to a GateFrames team member now, and nothing else; the transfer starts when you finish."
+)
+TOOL_STAFF_AWAY_OUTPUT = (
+    "No transfer: GateFrames staff take calls {hours} and are away now. Tell the caller, and "
+    "offer to take a message for a callback (take_message) instead."
+)
+TOOL_TRANSFER_FAILED_NOTE = (
+    "The transfer to staff did not go through; the caller is still with you. Say so briefly "
+    "and offer to take a message for a callback (take_message)."
+)
+TOOL_MESSAGE_TAKEN_OUTPUT = (
+    "Message saved for GateFrames staff. Tell the caller staff will call them back."
+)

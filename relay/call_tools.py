@@ -1,0 +1,476 @@
+"""What the voice assistant may do during a call: the GA Realtime function tools.
+
+Pure, in the style of :mod:`relay.twilio_bridge`: feed a :class:`ToolBox` the function calls
+OpenAI reports and the time; it validates the arguments, decides what should happen and
+returns the ``function_call_output`` text for the model plus an :data:`Action` for the call
+session to perform (hang up after a goodbye, transfer, send a text, keep a message). It never
+raises on what the model sends: a bad call gets an output saying exactly what was wrong, so
+the model can correct itself.
+
+Tools (``end_call`` always; ``transfer_to_staff`` only with ``STAFF_TRANSFER_NUMBER``):
+
+- ``end_call()``: the model says a short goodbye, then the call ends.
+- ``transfer_to_staff(reason)``: inside ``STAFF_HOURS`` the model says it is connecting, then
+  the call is redirected to staff; outside them nothing happens and the model offers a message.
+- ``send_text(message)``: an SMS to the caller's own number (never another) from the bot number,
+  beginning with the identity sentence; one per :data:`TEXT_INTERVAL_SECONDS`, a few per call.
+- ``take_message(name, callback_number, message)``: kept for staff; the callback number must be
+  an ordinary US/Canadian number (the toll-fraud rules of :mod:`tasks.destinations`).
+
+A function call arrives twice: as ``response.function_call_arguments.done`` and again as a
+``function_call`` item in ``response.done``; :meth:`ToolBox.calls_in` reads both and keeps
+the first per ``call_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from common import prompts
+from relay.tool_metrics import TOOL_CALLS
+from tasks.destinations import refusal
+from tasks.parsing import normalize_us_number
+
+if TYPE_CHECKING:
+    from common.config import Config
+    from common.staff_hours import StaffHours
+
+END_CALL = "end_call"
+TRANSFER = "transfer_to_staff"
+SEND_TEXT = "send_text"
+TAKE_MESSAGE = "take_message"
+TOOL_NAMES = (END_CALL, TRANSFER, SEND_TEXT, TAKE_MESSAGE)
+#: Every ``outcome`` label of ``relay_tool_calls_total``.
+OUTCOMES = (
+    "ok",  # end_call / transfer accepted
+    "staff_away",  # transfer outside STAFF_HOURS
+    "invalid",  # bad arguments
+    "rate_limited",  # send_text too soon or too often
+    "refused",  # a number we may not text
+    "unavailable",  # nothing to do it with (caller unknown, call already ending)
+    "unknown_tool",
+    "sent",  # send_text, after Twilio accepted it
+    "stored",  # take_message, after it was kept
+    "failed",  # the action's I/O failed
+)
+
+TEXT_INTERVAL_SECONDS = 30.0
+#: A caller cannot turn the line into an SMS pump: a handful per call is plenty.
+MAX_TEXTS_PER_CALL = 3
+#: Longest raw arguments string parsed; a real call is a few hundred characters.
+MAX_ARGUMENTS_CHARS = 4000
+#: Per field: the longest value accepted (characters, after trimming).
+LIMITS: dict[str, dict[str, int]] = {
+    END_CALL: {},
+    TRANSFER: {"reason": 200},
+    SEND_TEXT: {"message": 600},
+    TAKE_MESSAGE: {"name": 100, "callback_number": 32, "message": 1000},
+}
+
+
+# -- actions: what the call session does after a tool call ------------------------------------
+@dataclass(frozen=True)
+class Nothing:
+    """No side effect (refused, invalid, or only words for the model)."""
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End the call once the goodbye the output asks for has played."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Redirect the call to staff once the handover sentence has played."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SendText:
+    to: str
+    body: str
+
+
+@dataclass(frozen=True)
+class TakeMessage:
+    name: str
+    callback_number: str
+    message: str
+
+
+Action = Nothing | Hangup | Transfer | SendText | TakeMessage
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: str
+    call_id: str
+    response_id: str = ""
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """One tool call decided. ``pending``: the session must perform ``action`` and pass its
+    result to :meth:`ToolBox.finish`, whose outcome carries the output to send."""
+
+    call: ToolCall
+    output: str
+    action: Action
+    outcome: str
+    args: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        return isinstance(self.action, SendText | TakeMessage) and self.outcome == "ok"
+
+    def transcript_line(self) -> tuple[str, str]:
+        """For the call's transcript (``Transcript.add(*line)``)."""
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        return ("tool", f"{self.call.name}({shown}) -> {self.outcome}")
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    transfer_number: str = ""
+    staff_hours: StaffHours | None = None
+    bot_number: str = ""
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> ToolSettings:
+        return cls(cfg.staff_transfer_number, cfg.staff_hours, cfg.bot_projected_address)
+
+
+# -- the session's tools --------------------------------------------------------------------
+def _function(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        },
+    }
+
+
+def _string(description: str, limit: int) -> dict[str, Any]:
+    return {"type": "string", "description": description, "maxLength": limit}
+
+
+def tool_definitions(settings: ToolSettings, caller: str = "") -> list[dict[str, Any]]:
+    """``session.tools`` for a live call (voicemail sessions get none)."""
+    own = f" The caller is calling from {caller}." if caller else ""
+    tools = [
+        _function(
+            END_CALL,
+            "End the phone call when the caller is done or says goodbye. You will then say "
+            "a short goodbye.",
+            {},
+        )
+    ]
+    if settings.transfer_number:
+        tools.append(
+            _function(
+                TRANSFER,
+                "Connect the caller to a GateFrames team member when they ask for a person "
+                "or you cannot help. Staff may be away; the result says so.",
+                {"reason": _string("What the caller needs, in a few words.", 200)},
+            )
+        )
+    tools.append(
+        _function(
+            SEND_TEXT,
+            "Text the caller (only their own number) something they asked for in writing, "
+            "such as a product link or a summary." + own,
+            {"message": _string("The text to send, short and plain.", 600)},
+        )
+    )
+    tools.append(
+        _function(
+            TAKE_MESSAGE,
+            "Take a message for GateFrames staff, who will call back." + own,
+            {
+                "name": _string("The caller's name.", 100),
+                "callback_number": _string(
+                    "A US or Canadian phone number to call back, digits only.", 32
+                ),
+                "message": _string("The message for staff.", 1000),
+            },
+        )
+    )
+    return tools
+
+
+# -- reading function calls from OpenAI events --------------------------------------------
+def tool_calls_in(event: dict[str, Any]) -> list[ToolCall]:
+    """The function calls a GA server event carries: one from
+    ``response.function_call_arguments.done``, any number of ``function_call`` items from
+    ``response.done`` (an ``incomplete`` item was cut off mid-call and is skipped)."""
+    kind = event.get("type")
+    if kind == "response.function_call_arguments.done":
+        found = [_call_of(event, str(event.get("response_id") or ""))]
+    elif kind == "response.done":
+        response = event.get("response")
+        response = response if isinstance(response, dict) else {}
+        rid = str(response.get("id") or "")
+        found = [
+            _call_of(item, rid)
+            for item in response.get("output") or []
+            if isinstance(item, dict)
+            and item.get("type") == "function_call"
+            and item.get("status") != "incomplete"
+        ]
+    else:
+        return []
+    return [c for c in found if c is not None]
+
+
+def _call_of(obj: dict[str, Any], response_id: str) -> ToolCall | None:
+    name, call_id, arguments = obj.get("name"), obj.get("call_id"), obj.get("arguments")
+    if not isinstance(call_id, str) or not call_id:
+        return None  # nothing to answer to
+    return ToolCall(
+        name=name if isinstance(name, str) else "",
+        arguments=arguments if isinstance(arguments, str) else "",
+        call_id=call_id,
+        response_id=response_id,
+    )
+
+
+# -- client events ------------------------------------------------------------------------
+def function_call_output(call_id: str, output: str) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+    }
+
+
+def response_create() -> dict[str, Any]:
+    return {"type": "response.create"}
+
+
+def system_note(text: str) -> dict[str, Any]:
+    """A system message for the model, e.g. that a transfer did not go through."""
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+# -- arguments ------------------------------------------------------------------------------
+class _BadArguments(ValueError):
+    pass
+
+
+def parse_arguments(name: str, raw: str) -> dict[str, str]:
+    """The tool's fields, trimmed; :class:`_BadArguments` says what is wrong otherwise."""
+    limits = LIMITS[name]
+    if len(raw) > MAX_ARGUMENTS_CHARS:
+        raise _BadArguments(f"the arguments are too long (over {MAX_ARGUMENTS_CHARS} characters)")
+    if not raw.strip() and not limits:
+        return {}  # a function without parameters may come with empty arguments
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _BadArguments("the arguments are not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _BadArguments("the arguments must be a JSON object")
+    extra = sorted(set(data) - set(limits))
+    if extra:
+        raise _BadArguments("unexpected field " + ", ".join(repr(str(k)[:40]) for k in extra))
+    out: dict[str, str] = {}
+    for key, limit in limits.items():
+        if key not in data:
+            raise _BadArguments(f"missing field {key!r}")
+        value = data[key]
+        if not isinstance(value, str):
+            raise _BadArguments(f"field {key!r} must be a string")
+        value = " ".join(value.split())  # no control characters into an SMS or a <Say>
+        if not value:
+            raise _BadArguments(f"field {key!r} is empty")
+        if len(value) > limit:
+            raise _BadArguments(f"field {key!r} is too long (at most {limit} characters)")
+        out[key] = value
+    return out
+
+
+# -- the per-call tool box ------------------------------------------------------------------
+class ToolBox:
+    """One call's tools. Not thread-safe; the bridge drives it from one greenlet."""
+
+    def __init__(self, settings: ToolSettings, caller: str = ""):
+        self.s = settings
+        self.caller = caller  # E.164 of the other party (``relay.notify.callee_of``)
+        self.records: list[ToolOutcome] = []
+        self.ending = False  # a hang-up or transfer is under way: nothing more to do
+        self._seen: set[str] = set()
+        self._texts: list[float] = []  # monotonic times of accepted texts
+
+    def tools(self) -> list[dict[str, Any]]:
+        return tool_definitions(self.s, self.caller)
+
+    def calls_in(self, event: dict[str, Any]) -> list[ToolCall]:
+        """New function calls in ``event``; one already seen (by ``call_id``) is dropped."""
+        fresh = []
+        for call in tool_calls_in(event):
+            if call.call_id not in self._seen:
+                self._seen.add(call.call_id)
+                fresh.append(call)
+        return fresh
+
+    def handle(
+        self,
+        name: str,
+        arguments: str,
+        call_id: str,
+        now: float,
+        wall: dt.datetime | None = None,
+    ) -> ToolOutcome:
+        """Decide one call. ``now`` is monotonic seconds (rate limits), ``wall`` the aware
+        time for ``STAFF_HOURS`` (default: now)."""
+        call = ToolCall(name, arguments, call_id)
+        if name not in LIMITS or (name == TRANSFER and not self.s.transfer_number):
+            return self._record(
+                call, f"There is no tool named {name[:40]!r}.", Nothing(), "unknown_tool", {}
+            )
+        try:
+            args = parse_arguments(name, arguments)
+        except _BadArguments as exc:
+            text = f"Not done: {exc}. Call {name} again with correct arguments."
+            return self._record(call, text, Nothing(), "invalid", {})
+        if self.ending:
+            text = "Not done: the call is already ending."
+            return self._record(call, text, Nothing(), "unavailable", args)
+        if name == END_CALL:
+            self.ending = True
+            return self._record(call, prompts.TOOL_END_CALL_OUTPUT, Hangup(), "ok", args)
+        if name == TRANSFER:
+            return self._transfer(call, args, wall or dt.datetime.now(dt.UTC))
+        if name == SEND_TEXT:
+            return self._send_text(call, args, now)
+        return self._take_message(call, args)
+
+    def handle_call(
+        self, call: ToolCall, now: float, wall: dt.datetime | None = None
+    ) -> ToolOutcome:
+        """:meth:`handle` for a call from :meth:`calls_in` (keeps its ``response_id``)."""
+        done = self.handle(call.name, call.arguments, call.call_id, now, wall)
+        kept = replace(done, call=call)
+        self._replace(done, kept)
+        return kept
+
+    def _transfer(self, call: ToolCall, args: dict[str, str], wall: dt.datetime) -> ToolOutcome:
+        hours = self.s.staff_hours
+        if hours is not None and not hours.is_open(wall):
+            text = prompts.TOOL_STAFF_AWAY_OUTPUT.format(hours=hours.describe())
+            return self._record(call, text, Nothing(), "staff_away", args)
+        self.ending = True
+        return self._record(
+            call, prompts.TOOL_TRANSFER_OUTPUT, Transfer(args["reason"]), "ok", args
+        )
+
+    def _send_text(self, call: ToolCall, args: dict[str, str], now: float) -> ToolOutcome:
+        to = normalize_us_number(self.caller) if self.caller else None
+        if to is None:
+            text = "Not sent: the caller's number is unknown, so no text can be sent."
+            return self._record(call, text, Nothing(), "unavailable", args)
+        if refusal(to, self.s.bot_number):
+            text = "Not sent: texts cannot be sent to the number this call is from."
+            return self._record(call, text, Nothing(), "refused", args)
+        if len(self._texts) >= MAX_TEXTS_PER_CALL:
+            text = f"Not sent: at most {MAX_TEXTS_PER_CALL} texts can be sent in one call."
+            return self._record(call, text, Nothing(), "rate_limited", args)
+        if self._texts and now - self._texts[-1] < TEXT_INTERVAL_SECONDS:
+            wait = TEXT_INTERVAL_SECONDS - (now - self._texts[-1])
+            text = (
+                "Not sent: only one text every "
+                f"{TEXT_INTERVAL_SECONDS:.0f} seconds; try again in {wait:.0f} seconds."
+            )
+            return self._record(call, text, Nothing(), "rate_limited", args)
+        self._texts.append(now)  # counted when asked for: a failed send still waited
+        action = SendText(to=to, body=prompts.with_identity(args["message"]))
+        return self._record(call, "", action, "ok", args, count=False)
+
+    def _take_message(self, call: ToolCall, args: dict[str, str]) -> ToolOutcome:
+        number = normalize_us_number(args["callback_number"])
+        if number is None:
+            text = (
+                f"Not taken: {args['callback_number']!r} is not a valid US or Canadian phone "
+                "number. Ask the caller to say it again."
+            )
+            return self._record(call, text, Nothing(), "invalid", args)
+        why = refusal(number, self.s.bot_number)
+        if why:
+            text = f"Not taken: the callback number is not allowed ({why}). Ask for another."
+            return self._record(call, text, Nothing(), "refused", args)
+        args = {**args, "callback_number": number}
+        action = TakeMessage(args["name"], number, args["message"])
+        return self._record(call, "", action, "ok", args, count=False)
+
+    def finish(self, outcome: ToolOutcome, result: str) -> ToolOutcome:
+        """The output once a pending action ran. ``result`` is what :mod:`relay.call_actions`
+        returned: ``sent``/``refused``/``failed`` for a text, ``stored``/``failed`` for a
+        message."""
+        if isinstance(outcome.action, SendText):
+            if result == "sent":
+                text, label = "Sent. Tell the caller the text is on its way.", "sent"
+            elif result == "refused":
+                text, label = "Not sent: this number cannot receive texts from us.", "refused"
+            else:
+                text, label = "Not sent: texting failed. Apologise; do not retry.", "failed"
+        elif isinstance(outcome.action, TakeMessage):
+            if result == "stored":
+                text, label = prompts.TOOL_MESSAGE_TAKEN_OUTPUT, "stored"
+            else:
+                text, label = (
+                    "Not taken: the message could not be saved. Apologise and suggest calling "
+                    "back later or texting this number.",
+                    "failed",
+                )
+        else:
+            return outcome
+        done = replace(outcome, output=text, outcome=label)
+        self._replace(outcome, done)
+        TOOL_CALLS.labels(outcome.call.name, label).inc()
+        return done
+
+    def transfer_failed(self) -> list[dict[str, Any]]:
+        """The events to send when the redirect did not happen: the call is still with the
+        assistant, which must say so and offer a message instead."""
+        self.ending = False
+        return [system_note(prompts.TOOL_TRANSFER_FAILED_NOTE), response_create()]
+
+    def _record(
+        self,
+        call: ToolCall,
+        output: str,
+        action: Action,
+        outcome: str,
+        args: dict[str, str],
+        *,
+        count: bool = True,
+    ) -> ToolOutcome:
+        done = ToolOutcome(call, output, action, outcome, args)
+        self.records.append(done)
+        if count:
+            tool = call.name if call.name in TOOL_NAMES else "unknown"
+            TOOL_CALLS.labels(tool, outcome).inc()
+        return done
+
+    def _replace(self, old: ToolOutcome, new: ToolOutcome) -> None:
+        for i, rec in enumerate(self.records):
+            if rec is old:
+                self.records[i] = new
+                return
+        self.records.append(new)
