@@ -12,6 +12,7 @@ produce (the Twilio simulator's rule, :data:`sandbox.twilio_sim.calls.ANSWERED_B
 
 from __future__ import annotations
 
+import json
 import secrets
 import urllib.error
 import urllib.request
@@ -137,3 +138,40 @@ def after_stream(target: StreamTarget, auth_token: str, call_sid: str) -> AfterS
     root = ET.fromstring(xml)
     said = " ".join((el.text or "") for el in root.findall("Say"))
     return AfterStream([el.tag for el in root], said)
+
+
+# -- calls the Twilio simulator runs (it is Twilio: it fetches TwiML and opens the stream) ----
+def _control(sim_url: str, method: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"{sim_url.rstrip('/')}/_sandbox/{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+@dataclass
+class SimCall:
+    """A call the Twilio simulator places to the bot and runs: TwiML followed, updates
+    obeyed. ``log()`` is its timeline (``GET /_sandbox/calls/<sid>/log``)."""
+
+    sim_url: str
+    sid: str
+
+    def log(self) -> dict:
+        return _control(self.sim_url, "GET", f"calls/{self.sid}/log")
+
+    def speak(self, ms: int = 1200) -> dict:
+        return _control(self.sim_url, "POST", f"calls/{self.sid}/speak", {"ms": ms})
+
+    def hang_up(self) -> dict:
+        return _control(self.sim_url, "POST", f"calls/{self.sid}", {"status": "completed"})
+
+
+def call_in(sim_url: str, voice_url: str | None = None, from_: str = "+14155550100") -> SimCall:
+    """Have the simulator call the bot (``POST /_sandbox/calls``) and run the call."""
+    body = {"from": from_, **({"url": voice_url} if voice_url else {})}
+    return SimCall(sim_url, _control(sim_url, "POST", "calls", body)["call_sid"])

@@ -107,8 +107,10 @@ class Phone:
         speed: float = 1.0,
         headers: dict[str, str] | None = None,
         call_sid: str | None = None,
+        account_sid: str | None = None,
     ):
         self.url = url
+        self.account_sid = account_sid or "AC" + "0" * 32
         self.params = params or {}
         self.speed = speed
         self.headers = headers or {}
@@ -125,6 +127,8 @@ class Phone:
         self.clears: list[tuple[float, int]] = []  # (clock, bytes dropped)
         self.received_after_clear = 0
         self.events: list[dict] = []
+        self.sent_start: dict | None = None
+        self.stop_sent = False
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed = threading.Event()
@@ -147,21 +151,20 @@ class Phone:
         threading.Thread(target=self._receive_loop, daemon=True).start()
         threading.Thread(target=self._player_loop, daemon=True).start()
         self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        self._send(
-            {
-                "event": "start",
-                "sequenceNumber": "1",
+        self.sent_start = {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": self.stream_sid,
+            "start": {
+                "accountSid": self.account_sid,
                 "streamSid": self.stream_sid,
-                "start": {
-                    "accountSid": "AC" + "0" * 32,
-                    "streamSid": self.stream_sid,
-                    "callSid": self.call_sid,
-                    "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                    "customParameters": self.params,
-                },
-            }
-        )
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": self.params,
+            },
+        }
+        self._send(self.sent_start)
         self._seq = 1
         self._chunk = 0
 
@@ -235,12 +238,13 @@ class Phone:
         self.send_audio(SILENCE * max(1, ms // FRAME_MS))
 
     def hang_up(self) -> None:
-        self._send(
+        """End the stream as Twilio does: a ``stop`` message, then close the socket."""
+        self.stop_sent = self._send(
             {
                 "event": "stop",
                 "sequenceNumber": str(self._seq + 1),
                 "streamSid": self.stream_sid,
-                "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid},
+                "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
             }
         )
         if self.ws is not None:

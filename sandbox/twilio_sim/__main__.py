@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         "--webhook-url", help="Conversations post-event webhook (e.g. http://…/twilio/convo)"
     )
     parser.add_argument(
+        "--voice-url", help="the bot number's voice webhook (e.g. http://…/twilio/voice)"
+    )
+    parser.add_argument(
         "--phone-number",
         action="append",
         metavar="E164",
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     numbers = tuple(args.phone_number or [DEFAULT_PHONE_NUMBER])
     if not all(E164.match(n) for n in numbers):
         parser.error("--phone-number must be E.164, e.g. +14082605145")
-    cfg = SimConfig(args.account_sid, args.auth_token, args.webhook_url, numbers)
+    cfg = SimConfig(args.account_sid, args.auth_token, args.webhook_url, numbers, args.voice_url)
     serve(create_app(cfg), args.host, args.port, "twilio-sim")
     return 0
 

@@ -29,6 +29,7 @@ bp = Blueprint("calls", __name__)
 PREFIX = "/2010-04-01/Accounts/<account_sid>"
 ENDED = {"completed", "canceled", "busy", "failed", "no-answer"}
 NOT_ANSWERED = {"queued", "ringing"}
+UPDATE_STATUSES = ("canceled", "completed")  # the spec's call_enum_update_status
 MACHINE_DETECTION = ("Enable", "DetectMessageEnd")
 _EITHER = ("human", "fax", "unknown")
 #: Which AnsweredBy values each MachineDetection mode can produce.
@@ -133,7 +134,7 @@ def _validate_create() -> dict[str, Any]:
     events = request.form.getlist("StatusCallbackEvent")
     bad = [e for e in events if e not in CALLBACK_EVENTS]
     if bad:
-        raise TwilioError(400, 21200, f"Invalid StatusCallbackEvent: {', '.join(bad)}")
+        raise TwilioError(400, 21626, f"Invalid StatusCallbackEvent: {', '.join(bad)}")
     callback = form_value("StatusCallback")
     if callback and not _valid_url(callback):
         raise TwilioError(400, 21609, f"Invalid StatusCallback URL: {callback}")
@@ -157,19 +158,22 @@ def render_call(call: dict[str, Any]) -> dict[str, Any]:
     return public(call)
 
 
-@bp.post(f"{PREFIX}/Calls.json")
-def create_call(account_sid: str) -> tuple[dict[str, Any], int]:
-    require_account(account_sid)
-    extra = _validate_create()
-    s = sim()
-    to, from_ = form_value("To") or "", form_value("From") or ""
+def new_call(
+    account_sid: str,
+    to: str,
+    from_: str,
+    direction: str,
+    extra: dict[str, Any],
+    parent_call_sid: str | None = None,
+) -> dict[str, Any]:
+    """A Call resource as Api 2010 renders it (``_extra`` holds what the sandbox needs)."""
     sid, now = new_sid("CA"), rfc2822_now()
     base = f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}"
-    call = {
+    return {
         "sid": sid,
         "date_created": now,
         "date_updated": now,
-        "parent_call_sid": None,
+        "parent_call_sid": parent_call_sid,
         "account_sid": account_sid,
         "to": to,
         "to_formatted": formatted(to),
@@ -182,7 +186,7 @@ def create_call(account_sid: str) -> tuple[dict[str, Any], int]:
         "duration": None,
         "price": None,
         "price_unit": "USD",
-        "direction": "outbound-api",
+        "direction": direction,
         "answered_by": None,
         "annotation": None,
         "api_version": "2010-04-01",
@@ -196,10 +200,19 @@ def create_call(account_sid: str) -> tuple[dict[str, Any], int]:
             name: f"{base}/{name.title().replace('_', '')}.json"
             for name in ("notifications", "recordings", "payments", "events", "siprec", "streams")
         },
-        "_extra": extra,
+        "_extra": {"url": None, "method": "POST", "twiml": None, "updates": [], **extra},
     }
+
+
+@bp.post(f"{PREFIX}/Calls.json")
+def create_call(account_sid: str) -> tuple[dict[str, Any], int]:
+    require_account(account_sid)
+    extra = _validate_create()
+    s = sim()
+    to, from_ = form_value("To") or "", form_value("From") or ""
+    call = new_call(account_sid, to, from_, "outbound-api", extra)
     with s.store.lock:
-        s.store.calls[sid] = call
+        s.store.calls[call["sid"]] = call
     return render_call(call), 201
 
 
@@ -247,28 +260,50 @@ def list_calls(account_sid: str) -> dict[str, Any]:
 
 @bp.post(f"{PREFIX}/Calls/<sid>.json")
 def update_call(account_sid: str, sid: str) -> dict[str, Any]:
+    """UpdateCall: ``Status`` hangs up; ``Twiml`` or ``Url`` redirects a call in progress.
+
+    A call the sandbox is running (:mod:`sandbox.twilio_sim.callflow`) follows at once: its
+    stream gets ``stop`` and closes, then the new TwiML runs (or the call ends)."""
     s = sim()
     with s.store.lock:
         call = get_call(account_sid, sid)
         status, url, twiml = form_value("Status"), form_value("Url"), form_value("Twiml")
-        if status and status not in ("canceled", "completed"):
-            raise TwilioError(400, 21200, f"Invalid Status: {status}")
+        if status is not None and status not in UPDATE_STATUSES:
+            raise TwilioError(
+                400, 21200, f"Invalid Status: {status}. Must be one of canceled, completed"
+            )
         if url and twiml:
             raise TwilioError(400, 21200, "Twiml and Url are mutually exclusive")
         if url and not _valid_url(url):
             raise TwilioError(400, 21205, f"Url is not a valid URL: {url}")
+        if twiml and len(twiml) > MAX_TWIML_CHARS:
+            raise TwilioError(400, 21200, f"Twiml must be at most {MAX_TWIML_CHARS} characters")
+        method = _method("Method")
         current = call["status"]
         if (url or twiml) and not status and current != "in-progress":
             raise TwilioError(400, 21220)
         call["_extra"]["updates"].append(request.form.to_dict(flat=False))
+        flow = s.flows.get(sid)
+        nxt = None
         if status == "completed" and current == "in-progress":
             set_status(call, "completed")
-        elif status in ("completed", "canceled") and current in NOT_ANSWERED:
+            nxt = ("hangup", "", "update")
+        elif status and current in NOT_ANSWERED:
+            # Twilio: both values hang up a call that has not been answered yet
             set_status(call, "canceled")
-        elif url or twiml:
-            call["_extra"].update(url=url, twiml=twiml if not url else None)
+            nxt = ("hangup", "", "update")
+        elif not status and (url or twiml):
+            call["_extra"].update(url=url, method=method, twiml=twiml if not url else None)
+            nxt = ("url", url, method) if url else ("twiml", twiml or "", "POST")
+        # canceled on a call in progress, or any Status on an ended call: nothing to do
         call["date_updated"] = rfc2822_now()
-        return render_call(call)
+        rendered = render_call(call)
+    if flow is not None and nxt is not None:
+        from sandbox.twilio_sim.callflow import Next
+
+        kind, value, how = nxt
+        flow.update(Next(kind, value, how if kind == "url" else "POST", why="update"))
+    return rendered
 
 
 def set_status(call: dict[str, Any], status: str, answered_by: str | None = None) -> None:

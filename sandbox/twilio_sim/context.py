@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
 
@@ -13,6 +13,10 @@ from sandbox.httpserver import FaultBook
 from sandbox.twilio_sim.errors import not_found
 from sandbox.twilio_sim.store import SimConfig, Store
 from sandbox.twilio_sim.webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from sandbox.twilio_sim.callflow import CallFlow
+    from sandbox.twilio_sim.dialing import PhoneBehaviour
 
 
 @dataclass
@@ -25,12 +29,27 @@ class Sim:
         default_factory=lambda: collections.deque(maxlen=2000)
     )
     requests_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: calls the simulator is running (TwiML followed, streams open), by call SID
+    flows: dict[str, CallFlow] = field(default_factory=dict)
+    #: how dialled phones behave (``/_sandbox/phones/<number>``), by number
+    phones: dict[str, PhoneBehaviour] = field(default_factory=dict)
+    #: the call clock's speed: Pause, Say, Record and Dial ringing last 1/speed as long
+    speed: float = 1.0
 
     @classmethod
     def create(cls, cfg: SimConfig) -> Sim:
         return cls(cfg, Store(cfg), FaultBook(), WebhookSender(cfg.auth_token))
 
     def reset(self) -> None:
+        from sandbox.twilio_sim.callflow import Next
+
+        for flow in list(self.flows.values()):
+            flow.update(Next("hangup", why="reset"))
+        for flow in list(self.flows.values()):
+            flow.done.wait(5)
+        self.flows.clear()
+        self.phones.clear()
+        self.speed = 1.0
         self.store.reset()
         self.faults.clear()
         self.webhooks.clear()

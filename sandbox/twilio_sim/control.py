@@ -85,6 +85,36 @@ def state_updated() -> dict[str, Any]:
     return phone.state_updated(sim(), _json())
 
 
+@bp.post("/calls")
+def call_in() -> dict[str, Any]:
+    return phone.call_in(sim(), _json())
+
+
 @bp.post("/calls/<sid>")
 def call_status(sid: str) -> dict[str, Any]:
     return phone.call_status(sim(), sid, _json())
+
+
+@bp.get("/calls/<sid>/log")
+def call_log(sid: str) -> dict[str, Any]:
+    return phone.call_log(sim(), sid)
+
+
+@bp.post("/calls/<sid>/speak")
+def speak(sid: str) -> dict[str, Any]:
+    return phone.speak(sim(), sid, _json())
+
+
+@bp.get("/phones")
+def phones() -> dict[str, Any]:
+    return {"phones": {n: b.view() for n, b in sim().phones.items()}}
+
+
+@bp.post("/phones/<number>")
+def set_phone(number: str) -> dict[str, Any]:
+    return phone.set_phone(sim(), number, _json())
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings() -> dict[str, Any]:
+    return phone.settings(sim(), _json() if request.method == "POST" else {})

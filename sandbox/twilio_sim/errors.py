@@ -33,6 +33,7 @@ MESSAGES: dict[int, str] = {
     21604: "A 'To' phone number is required.",
     21606: "The From phone number is not a valid, SMS-capable number for your account",
     21617: "The concatenated message body exceeds the 1600 character limit",
+    21626: "Invalid 'StatusCallbackEvent'",
     50204: "Identity not provided",
     50353: "Conversation with provided unique name already exists",
     50377: "Can't update conversation as it's in final closed state",

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.twilio_sim import rules, webhooks
-from sandbox.twilio_sim.calls import ENDED, answered_by_values, set_status
+from sandbox.twilio_sim.callflow import CallFlow, Next, tone_or_audio
+from sandbox.twilio_sim.calls import ENDED, answered_by_values, new_call, set_status
 from sandbox.twilio_sim.context import Sim
+from sandbox.twilio_sim.dialing import PhoneBehaviour
 from sandbox.twilio_sim.errors import TwilioError, not_found
 from sandbox.twilio_sim.records import new_sid
 from sandbox.twilio_sim.store import Conversation
@@ -150,7 +152,7 @@ def _deliver(s: Sim, url: str | None, params: dict[str, str]) -> dict[str, Any]:
 
 def _answered_by(call: dict[str, Any], status: str, answered_by: Any) -> str | None:
     """The AMD result for an answer, refused unless Twilio could report it for this call."""
-    mode = call["_extra"]["machine_detection"]
+    mode = call["_extra"].get("machine_detection")
     allowed = answered_by_values(mode)
     if answered_by is None:
         if status == "in-progress" and allowed and call["status"] != "in-progress":
@@ -176,7 +178,11 @@ def _answered_by(call: dict[str, Any], status: str, answered_by: Any) -> str | N
 
 
 def call_status(s: Sim, sid: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Ring, answer or end a call; ``answer: true`` also fetches its TwiML like Twilio does."""
+    """Ring, answer or end a call; ``answer: true`` also fetches its TwiML like Twilio does.
+
+    With ``follow: true`` the answered call is run as Twilio runs it (TwiML followed, streams
+    opened: :mod:`sandbox.twilio_sim.callflow`); an end state on a running call is the other
+    party hanging up (the stream gets ``stop``)."""
     status = payload.get("status", "in-progress")
     if status not in ("ringing", "in-progress", *ENDED):
         raise BadRequest(f"unknown call status {status!r}")
@@ -189,8 +195,20 @@ def call_status(s: Sim, sid: str, payload: dict[str, Any]) -> dict[str, Any]:
         set_status(call, status, _answered_by(call, status, payload.get("answered_by")))
         extra, snapshot = call["_extra"], dict(call)
     result: dict[str, Any] = {"call_sid": sid, "status": status}
+    flow = s.flows.get(sid)
+    if status in ENDED and flow is not None:
+        flow.update(Next("hangup", why="caller"))
+        return result
     if status != "in-progress" or not payload.get("fetch_twiml", True):
         return result
+    if payload.get("follow"):
+        first = (
+            Next("twiml", extra["twiml"])
+            if extra["twiml"]
+            else Next("url", extra["url"] or "", extra["method"], why="answer")
+        )
+        _follow(s, sid, first, payload)
+        return {**result, "following": True}
     if extra["twiml"]:
         return {**result, "twiml": extra["twiml"], "webhook_status": None}
     if not extra["url"]:
@@ -210,3 +228,75 @@ def call_status(s: Sim, sid: str, payload: dict[str, Any]) -> dict[str, Any]:
         params["AnsweredBy"] = snapshot["answered_by"]
     delivery = s.webhooks.post(extra["url"], params, extra["method"])
     return {**result, "twiml": delivery.body, **delivery.summary()}
+
+
+def _follow(s: Sim, sid: str, first: Next, payload: dict[str, Any]) -> CallFlow:
+    flow = CallFlow(s, sid)
+    flow.pending_speech_ms = int(payload.get("record_speech_ms") or 0)
+    s.flows[sid] = flow
+    flow.start(first)
+    return flow
+
+
+def call_in(s: Sim, payload: dict[str, Any]) -> dict[str, Any]:
+    """A phone calls the bot's number: Twilio asks the number's voice URL for TwiML (a signed
+    webhook) and runs it, streams and all. ``url`` defaults to ``--voice-url``."""
+    sender = payload.get("from") or "+14155550100"
+    to = payload.get("to") or s.cfg.phone_number
+    url = payload.get("url") or s.cfg.voice_url
+    method = str(payload.get("method") or "POST").upper()
+    if not isinstance(sender, str) or not rules.is_e164(sender):
+        raise BadRequest("'from' must be an E.164 phone number such as +14155550100")
+    if to not in s.cfg.phone_numbers:
+        raise BadRequest(f"'to' must be a number of the account: {', '.join(s.cfg.phone_numbers)}")
+    if not url:
+        raise BadRequest("no voice URL: pass 'url' or start the simulator with --voice-url")
+    if method not in ("GET", "POST"):
+        raise BadRequest("'method' must be GET or POST")
+    call = new_call(s.cfg.account_sid, to, sender, "inbound", {"url": url, "method": method})
+    with s.store.lock:
+        s.store.calls[call["sid"]] = call
+        set_status(call, "ringing")
+        set_status(call, "in-progress")
+    _follow(s, call["sid"], Next("url", url, method, why="incoming"), payload)
+    return {"call_sid": call["sid"], "status": "in-progress", "following": True}
+
+
+def _flow(s: Sim, sid: str) -> CallFlow:
+    flow = s.flows.get(sid)
+    if flow is None:
+        raise BadRequest(f"call {sid} is not run by the simulator (answer it with follow: true)")
+    return flow
+
+
+def call_log(s: Sim, sid: str) -> dict[str, Any]:
+    return _flow(s, sid).snapshot()
+
+
+def speak(s: Sim, sid: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The caller says something: a tone of ``ms`` (default 1200) or ``ulaw`` base64 audio."""
+    flow = _flow(s, sid)
+    if flow.done.is_set():
+        raise BadRequest(f"call {sid} has ended")
+    audio = tone_or_audio(payload)
+    on_stream = flow.speak(audio)
+    return {"call_sid": sid, "ms": len(audio) // 8, "on": "stream" if on_stream else "record"}
+
+
+def set_phone(s: Sim, number: str, payload: dict[str, Any]) -> dict[str, Any]:
+    if not rules.is_e164(number):
+        raise BadRequest("the phone's number must be E.164")
+    try:
+        s.phones[number] = PhoneBehaviour.parse(payload)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(str(exc)) from exc
+    return {"number": number, **s.phones[number].view()}
+
+
+def settings(s: Sim, payload: dict[str, Any]) -> dict[str, Any]:
+    if "speed" in payload:
+        speed = payload["speed"]
+        if not isinstance(speed, int | float) or not 0.1 <= speed <= 100:
+            raise BadRequest("'speed' must be a number from 0.1 to 100")
+        s.speed = float(speed)
+    return {"speed": s.speed}

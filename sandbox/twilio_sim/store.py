@@ -29,6 +29,9 @@ class SimConfig:
     #: Numbers the account owns: the first is the bot's (1:1 proxy address); any may be a
     #: call's ``From``.
     phone_numbers: tuple[str, ...] = (DEFAULT_PHONE_NUMBER,)
+    #: The bot number's "A call comes in" webhook, for calls placed with
+    #: ``POST /_sandbox/calls`` that name no URL.
+    voice_url: str | None = None
 
     @property
     def phone_number(self) -> str:
