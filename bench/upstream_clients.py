@@ -11,7 +11,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import base64  # noqa: E402
-import hashlib  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
@@ -19,6 +18,8 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 import gevent  # noqa: E402
+
+from relay.codec import accept_key  # noqa: E402
 
 EVENT = (
     '{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1",'
@@ -38,7 +39,7 @@ def _serve(listener: socket.socket, count: int) -> None:
         for line in request.split(b"\r\n")
         if line.lower().startswith(b"sec-websocket-key")
     )
-    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    accept = accept_key(key).encode("ascii")
     conn.sendall(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
@@ -107,7 +108,7 @@ def main(count: int) -> None:
 
     print(f"{count} messages per client; process CPU per message")
     _run("raw read (floor)", _RawRead, lambda c: c.recv(), lambda c, m: None, count)
-    _run("relay.upstream", lambda u: connect(u, "k"), lambda c: c.recv_frame(),
+    _run("relay.upstream", lambda u: connect(u, "k"), lambda c: c.receive_raw(),
          lambda c, m: c.send(m), count)  # fmt: skip
     _run(
         "websocket-client (skip UTF-8 check)",

@@ -1,21 +1,17 @@
-"""A fast WebSocket frame path for gevent-websocket's server sockets.
+"""The gevent I/O side of the relay's server sockets (Twilio, browsers), on :mod:`relay.codec`.
 
-gevent-websocket (the design card) does the HTTP upgrade well, but its reader walks every
-payload byte in Python twice: a per-byte XOR loop to unmask and a table-driven UTF-8 state
-machine. On a 391-byte Twilio media frame that is about 140 µs of CPU, roughly fifty times what
-the same work costs at C speed. Relaying 50 frames a second per call each way, that is the
-difference between a few calls and a few hundred per core.
+gevent-websocket does the HTTP upgrade well, but its reader walks every payload byte in Python
+twice (a per-byte XOR loop to unmask, a table-driven UTF-8 state machine): about 140 µs of CPU
+on a 391-byte Twilio media frame, fifty times what the same work costs at C speed. At 50
+frames a second per call each way that is the difference between a few calls and a few
+hundred per core.
 
 :class:`FastWebSocket` keeps the library's public surface (``receive``, ``send``, ``close``,
-``closed``, ``origin``...) so the stock handler can create it, and replaces only the frame path:
-
-* unmasking is one big-int XOR (``int.from_bytes``), which runs in C;
-* UTF-8 is validated by ``bytes.decode`` (C), skipped for pure-ASCII payloads (``isascii``);
-* a frame or message longer than ``max_bytes`` is refused with 1009 *before* its payload is read;
-* sends are serialised by a lock, because several greenlets write to one browser.
-
-The codec helpers at the top are pure functions, unit-tested without sockets and shared with
-the benchmark.
+``closed``, ``origin``...) so the stock handler can create it, and replaces the frame path with
+the codec's (:class:`relay.codec.MessageAssembler`, server rules: client frames must be
+masked). Sends are serialised by a lock, because several greenlets write to one browser.
+This module also holds the socket helpers the upstream client shares (:class:`SocketReader`,
+:func:`fast_writer`). The codec's names are re-exported for the modules that import them here.
 """
 
 from __future__ import annotations
@@ -23,94 +19,69 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno
-import struct
 from collections.abc import Callable
 
 import gevent.lock
 import gevent.socket
 from geventwebsocket.websocket import WebSocket
 
-OP_CONT = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
+from relay.codec import (
+    CLOSE_INTERNAL,
+    CLOSE_INVALID_DATA,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
+    GUID,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    CloseCode,
+    FrameError,
+    MessageAssembler,
+    check_text,
+    close_payload,
+    close_reply,
+    encode_frame,
+    encode_header,
+    parse_close,
+    read_frame,
+    sendable_close_code,
+    unmask,
+)
 
-#: Close codes (RFC 6455 §7.4.1) the relay sends.
-CLOSE_NORMAL = 1000
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_DATA = 1007
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_TRY_AGAIN = 1013
-
-_U16 = struct.Struct("!H")
-_U64 = struct.Struct("!Q")
-
-
-class FrameError(Exception):
-    """The peer broke the protocol: close with ``code``; ``reason`` is one short word (it is
-    the close reason the peer sees, and a log and metrics label)."""
-
-    def __init__(self, code: int, reason: str, unread: int = 0):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-        #: Payload bytes of the offending frame still on the wire (an oversized frame).
-        self.unread = unread
-
-
-def unmask(payload: bytes, mask: bytes) -> bytes:
-    """XOR ``payload`` with the repeating 4-byte ``mask`` at C speed (one big-int XOR)."""
-    n = len(payload)
-    if not n:
-        return b""
-    key = (mask * ((n >> 2) + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-
-
-def encode_header(opcode: int, length: int, fin: bool = True, mask: bytes = b"") -> bytes:
-    """The frame header for a payload of ``length`` bytes (masked when ``mask`` is given)."""
-    first = (0x80 if fin else 0) | opcode
-    bit = 0x80 if mask else 0
-    if length < 126:
-        head = bytes((first, bit | length))
-    elif length < 0x10000:
-        head = bytes((first, bit | 126)) + _U16.pack(length)
-    else:
-        head = bytes((first, bit | 127)) + _U64.pack(length)
-    return head + mask
-
-
-def check_text(payload: bytes) -> None:
-    """Raise :class:`FrameError` (1007) unless ``payload`` is UTF-8."""
-    if payload.isascii():
-        return
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FrameError(CLOSE_INVALID_DATA, "invalid_utf8") from None
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    """A close frame body: the code, then at most 123 bytes of UTF-8 reason."""
-    data = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
-    return _U16.pack(code) + data
-
-
-def sendable_close_code(code: int) -> bool:
-    """Whether ``code`` may appear in a close frame (RFC 6455 §7.4)."""
-    return (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code < 5000
-
-
-def parse_close(payload: bytes) -> tuple[int, str]:
-    """(code, reason) from a close frame body; 1005 when it carries no code."""
-    if len(payload) < 2:
-        return 1005, ""
-    code = _U16.unpack_from(payload)[0]
-    return code, payload[2:].decode("utf-8", "replace")
+__all__ = [
+    "CLOSE_INTERNAL",
+    "CLOSE_INVALID_DATA",
+    "CLOSE_NORMAL",
+    "CLOSE_POLICY",
+    "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_TOO_BIG",
+    "CLOSE_TRY_AGAIN",
+    "GUID",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_CONT",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "CloseCode",
+    "FastWebSocket",
+    "FrameError",
+    "SocketReader",
+    "check_text",
+    "close_payload",
+    "encode_header",
+    "fast_writer",
+    "parse_close",
+    "read_frame",
+    "sendable_close_code",
+    "unmask",
+]
 
 
 def fast_writer(sock) -> Callable[[bytes], None]:
@@ -210,49 +181,8 @@ class SocketReader:
         return data[:n]
 
 
-def read_frame(
-    read: Callable[[int], bytes], max_bytes: int, require_mask: bool = True
-) -> tuple[bool, int, bytes]:
-    """Read one frame with ``read`` (a blocking ``n``-byte reader); return (fin, opcode, payload).
-
-    The payload length is checked against ``max_bytes`` before any of it is read, so an
-    oversized frame costs nothing. Client frames must be masked (RFC 6455 §5.1).
-    """
-    head = read(2)
-    if len(head) != 2:
-        raise EOFError("connection closed")
-    b0, b1 = head[0], head[1]
-    if b0 & 0x70:
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "reserved_bits")
-    fin, opcode, masked, length = bool(b0 & 0x80), b0 & 0x0F, b1 & 0x80, b1 & 0x7F
-    if opcode & 0x8 and (not fin or length > 125):
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "bad_control_frame")
-    if require_mask and not masked:
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "unmasked_frame")
-    extra = (2 if length == 126 else 8 if length == 127 else 0) + (4 if masked else 0)
-    if extra:
-        ext = read(extra)
-        if len(ext) != extra:
-            raise EOFError("connection closed in a frame header")
-        if length == 126:
-            length = _U16.unpack_from(ext)[0]
-        elif length == 127:
-            length = _U64.unpack_from(ext)[0]
-        mask = ext[-4:] if masked else b""
-    else:
-        mask = b""
-    if length > max_bytes:
-        raise FrameError(CLOSE_TOO_BIG, "message_too_big", unread=length)
-    payload = read(length) if length else b""
-    if len(payload) != length:
-        raise EOFError("connection closed in a frame payload")
-    if mask:
-        payload = unmask(payload, mask)
-    return fin, opcode, payload
-
-
 class FastWebSocket(WebSocket):
-    """gevent-websocket's ``WebSocket`` with the frame path above.
+    """gevent-websocket's ``WebSocket`` with the codec's frame path.
 
     ``receive()`` keeps the library contract (``str`` for text, ``bytes`` for binary, ``None``
     once closed). ``receive_raw()`` returns ``(opcode, payload)`` with text already validated,
@@ -260,11 +190,11 @@ class FastWebSocket(WebSocket):
     """
 
     __slots__ = (
+        "_assembler",
         "_send_lock",
         "_unread",
         "close_code",
         "close_reason",
-        "max_bytes",
         "peer_close_code",
     )
 
@@ -274,7 +204,7 @@ class FastWebSocket(WebSocket):
             self.raw_write = fast_writer(sock)
             if SocketReader.supported(sock):
                 self.raw_read = SocketReader(sock, getattr(handler, "rfile", None)).read
-        self.max_bytes = max_bytes
+        self._assembler = MessageAssembler(max_bytes, masked=True)
         self._send_lock = gevent.lock.Semaphore()
         #: What we sent in our close frame (None while open).
         self.close_code: int | None = None
@@ -283,49 +213,30 @@ class FastWebSocket(WebSocket):
         self.peer_close_code: int | None = None
         self._unread = 0
 
+    @property
+    def max_bytes(self) -> int:
+        """The largest message (and frame) accepted; larger ones close the socket with 1009."""
+        return self._assembler.max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        self._assembler.max_bytes = value
+
     # -- reading ----------------------------------------------------------------------------
     def read_raw(self) -> tuple[int, bytes] | None:
         """One data message (defragmented). Control frames are answered here. None on close."""
-        read = self.raw_read
-        limit = self.max_bytes
-        opcode = 0
-        parts: list[bytes] = []
-        size = 0
+        read, next_message = self.raw_read, self._assembler.next
         while True:
-            fin, op, payload = read_frame(read, limit)
+            op, payload = next_message(read)
             if op in (OP_TEXT, OP_BINARY):
-                if parts or opcode:
-                    raise FrameError(CLOSE_PROTOCOL_ERROR, "bad_fragment")
-                if fin:  # the common case: one frame, one message
-                    if op == OP_TEXT:
-                        check_text(payload)
-                    return op, payload
-                opcode = op
-            elif op == OP_CONT:
-                if not opcode:
-                    raise FrameError(CLOSE_PROTOCOL_ERROR, "bad_fragment")
-            elif op == OP_PING:
+                return op, payload
+            if op == OP_PING:
                 self.send_frame(payload, OP_PONG)
-                continue
-            elif op == OP_PONG:
-                continue
             elif op == OP_CLOSE:
-                code, _reason = parse_close(payload)
-                self.peer_close_code = code
-                # Echo the code back (1000 when the peer sent none), as RFC 6455 §5.5.1 asks.
-                self.close(code if sendable_close_code(code) else CLOSE_NORMAL)
+                self.peer_close_code = parse_close(payload)[0]
+                self.close(close_reply(payload))
                 return None
-            else:
-                raise FrameError(CLOSE_PROTOCOL_ERROR, "unknown_opcode")
-            size += len(payload)
-            if size > limit:
-                raise FrameError(CLOSE_TOO_BIG, "message_too_big")
-            parts.append(payload)
-            if fin:
-                message = b"".join(parts)
-                if opcode == OP_TEXT:
-                    check_text(message)
-                return opcode, message
+            # OP_PONG: nothing to do (we send no pings)
 
     def receive_raw(self) -> tuple[int, bytes] | None:
         """Like :meth:`read_raw`, but a protocol error or a dead socket closes and returns None."""
@@ -369,7 +280,7 @@ class FastWebSocket(WebSocket):
                 skip -= len(chunk)
                 budget -= len(chunk)
             while budget > 0:
-                _fin, op, payload = read_frame(read, min(budget, self.max_bytes))
+                _fin, op, payload = read_frame(read, min(budget, self.max_bytes), masked=True)
                 budget -= len(payload) + 2
                 if op == OP_CLOSE:
                     self.peer_close_code = parse_close(payload)[0]
@@ -381,8 +292,8 @@ class FastWebSocket(WebSocket):
     def send_frame(self, message: str | bytes, opcode: int) -> None:
         if self.closed and opcode != OP_CLOSE:
             raise OSError("WebSocket is closed")
-        data = message.encode("utf-8") if isinstance(message, str) else bytes(message)
-        frame = encode_header(opcode, len(data)) + data
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        frame = encode_frame(opcode, data)
         with self._send_lock:
             write = self.raw_write
             if write is None:
@@ -393,12 +304,9 @@ class FastWebSocket(WebSocket):
         """Several messages in one write (one system call, one wake-up of the peer)."""
         if self.closed:
             raise OSError("WebSocket is closed")
-        out = []
-        for message in messages:
-            data = message.encode("utf-8") if isinstance(message, str) else message
-            out.append(encode_header(opcode, len(data)))
-            out.append(data)
-        frames = b"".join(out)
+        frames = b"".join(
+            [encode_frame(opcode, m.encode("utf-8") if isinstance(m, str) else m) for m in messages]
+        )
         with self._send_lock:
             write = self.raw_write
             if write is None:

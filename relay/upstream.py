@@ -4,44 +4,44 @@ Why not a library: measured on loopback under gevent (``bench/frame_path.py --up
 websocket-client adds about 13 µs of CPU per received 1.7 kB event (its pure-Python frame reader;
 with UTF-8 validation left on, 400 µs), websockets' sync client about 9 µs, and the openai SDK's
 sync realtime client about 200 µs per send (it builds pydantic models). Reusing
-:mod:`relay.frames` costs about 1 µs. The client speaks only what the relay needs: one GET with
+:mod:`relay.codec` costs about 1 µs. The client speaks only what the relay needs: one GET with
 ``Authorization: Bearer`` (no ``OpenAI-Beta`` header: the GA endpoint refuses it), masked
-sends, unmasked receives, ping/pong and close.
+sends, unmasked receives, ping/pong and close, with the same message assembler and checks as
+the relay's server side.
 
 The socket is a plain (gevent-patched) socket, so reads and writes yield to other greenlets.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import os
 import socket
 import ssl
+from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 import gevent.lock
 
-from relay.frames import (
+from relay.codec import (
+    CLOSE_NORMAL,
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
     FrameError,
-    SocketReader,
+    Masks,
+    MessageAssembler,
+    accept_key,
     close_payload,
-    encode_header,
-    fast_writer,
+    close_reply,
+    encode_frame,
+    new_key,
     parse_close,
-    read_frame,
-    unmask,
 )
+from relay.frames import SocketReader, fast_writer
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#: Masking keys are drawn from this many bytes of ``os.urandom`` at a time: RFC 6455 §5.3
-#: wants each key unpredictable (strong entropy), not a system call per frame.
+#: Masking keys are drawn from this many bytes of ``os.urandom`` at a time.
 MASK_POOL_BYTES = 4096
 #: Upstream events are trusted but not unbounded (a full response.done with transcripts is
 #: well under this).
@@ -57,14 +57,32 @@ class UpstreamError(Exception):
         self.status = status
 
 
+class Upstream(Protocol):
+    """What a session needs of the OpenAI Realtime socket (:class:`RealtimeSocket`, or a
+    test double). ``receive_raw`` has the same shape as the downstream
+    :meth:`relay.frames.FastWebSocket.receive_raw`."""
+
+    #: The code of the server's close frame, once it sent one.
+    close_code: int | None
+
+    def receive_raw(self) -> tuple[int, bytes] | None:
+        """The next data message as (opcode, payload), or None once the socket is closed."""
+        ...
+
+    def send(self, message: str | bytes) -> None: ...
+    def send_many(self, messages: list[bytes]) -> None: ...
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None: ...
+
+
 def realtime_url(base: str, model: str) -> str:
     """``OPENAI_REALTIME_URL`` plus ``?model=``."""
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}model={quote(model, safe='')}"
 
 
-class Upstream:
-    """One open Realtime socket. ``recv_frame`` from one greenlet; ``send`` from any."""
+class RealtimeSocket:
+    """One open Realtime socket (the client side of :mod:`relay.codec`: server frames must be
+    unmasked, ours are masked). ``receive_raw`` from one greenlet; ``send`` from any."""
 
     def __init__(self, sock: socket.socket, reader):
         self.sock = sock
@@ -73,60 +91,50 @@ class Upstream:
             SocketReader(sock, reader).read if SocketReader.supported(sock) else reader.read
         )
         self._reader = reader
+        self._assembler = MessageAssembler(MAX_EVENT_BYTES, masked=False)
         self._lock = gevent.lock.Semaphore()
         self._write = fast_writer(sock)
-        self._masks = b""
-        self._mask_at = 0
+        self._masks = Masks(MASK_POOL_BYTES)
         self.closed = False
         #: The close code the server sent, if it sent one.
         self.close_code: int | None = None
         self.close_reason = ""
 
     # -- receiving --------------------------------------------------------------------------
-    def recv_frame(self) -> tuple[int, bytes] | None:
-        """The next text/binary message, or None once the server closed or the socket died."""
-        parts: list[bytes] = []
-        opcode = 0
+    def receive_raw(self) -> tuple[int, bytes] | None:
+        """The next text/binary message, or None once the server closed or the socket died.
+        A protocol error from the server is answered with a close frame naming it."""
+        read, next_message = self._read, self._assembler.next
         try:
             while True:
-                fin, op, payload = read_frame(self._read, MAX_EVENT_BYTES, require_mask=False)
+                op, payload = next_message(read)
+                if op in (OP_TEXT, OP_BINARY):
+                    return op, payload
                 if op == OP_PING:
                     self._send_frame(OP_PONG, payload)
-                    continue
-                if op == OP_PONG:
-                    continue
-                if op == OP_CLOSE:
+                elif op == OP_CLOSE:
                     self.close_code, self.close_reason = parse_close(payload)
-                    self.close(self.close_code if self.close_code != 1005 else 1000)
+                    self.close(close_reply(payload))
                     return None
-                if op in (OP_TEXT, OP_BINARY):
-                    opcode = op
-                if fin and not parts:
-                    return opcode, payload
-                parts.append(payload)
-                if fin:
-                    return opcode, b"".join(parts)
-        except (EOFError, OSError, FrameError, ValueError):
+        except FrameError as exc:
+            self.close(exc.code, exc.reason)
+        except (EOFError, OSError, ValueError):
             self.closed = True
-            return None
+        return None
+
+    def recv_frame(self) -> tuple[int, bytes] | None:
+        """Old name of :meth:`receive_raw` (the browser loop's), kept while callers move."""
+        return self.receive_raw()
 
     def recv(self) -> bytes:
-        """The next message's bytes; ``b""`` once closed (the shape the Twilio call loop uses)."""
-        got = self.recv_frame()
+        """Old shape (the Twilio call loop's): the payload only, ``b""`` once closed. Kept
+        while callers move to :meth:`receive_raw`."""
+        got = self.receive_raw()
         return got[1] if got else b""
 
     # -- sending ----------------------------------------------------------------------------
-    def _mask(self) -> bytes:
-        """A fresh 4-byte masking key from the pool (nothing here yields to another greenlet)."""
-        at = self._mask_at
-        if at >= len(self._masks):
-            self._masks, at = os.urandom(MASK_POOL_BYTES), 0
-        self._mask_at = at + 4
-        return self._masks[at : at + 4]
-
     def _send_frame(self, opcode: int, data: bytes) -> None:
-        mask = self._mask()
-        frame = encode_header(opcode, len(data), mask=mask) + unmask(data, mask)
+        frame = encode_frame(opcode, data, self._masks.next())
         with self._lock:
             self._write(frame)
 
@@ -141,15 +149,12 @@ class Upstream:
         """Send several text messages in one write, so nothing can slip between them."""
         if self.closed:
             raise OSError("upstream closed")
-        out = []
-        for data in messages:
-            mask = self._mask()
-            out.append(encode_header(OP_TEXT, len(data), mask=mask))
-            out.append(unmask(data, mask))
+        mask = self._masks.next
+        frames = b"".join([encode_frame(OP_TEXT, data, mask()) for data in messages])
         with self._lock:
-            self._write(b"".join(out))
+            self._write(frames)
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Send a close frame (best effort) and release the socket. Safe to call twice."""
         if not self.closed:
             self.closed = True
@@ -162,7 +167,7 @@ class Upstream:
         self.sock.close()
 
 
-def connect(url: str, api_key: str, timeout: float = 10.0) -> Upstream:
+def connect(url: str, api_key: str, timeout: float = 10.0) -> RealtimeSocket:
     """Open ``url`` (ws:// or wss://) with ``Authorization: Bearer``; raise UpstreamError."""
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
@@ -177,7 +182,7 @@ def connect(url: str, api_key: str, timeout: float = 10.0) -> Upstream:
         if secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16))
+        key = new_key()
         host_header = host if parts.port is None else f"{host}:{port}"
         request = (
             f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\n"
@@ -198,11 +203,10 @@ def connect(url: str, api_key: str, timeout: float = 10.0) -> Upstream:
         status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
         if status != 101:
             raise UpstreamError(f"upgrade refused with HTTP {status}", status)
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
-        if headers.get("sec-websocket-accept") != accept:
+        if headers.get("sec-websocket-accept") != accept_key(key):
             raise UpstreamError("bad Sec-WebSocket-Accept")
         sock.settimeout(None)
-        return Upstream(sock, reader)
+        return RealtimeSocket(sock, reader)
     except UpstreamError:
         sock.close()
         raise

@@ -1,4 +1,6 @@
-"""The fast frame path without sockets: codec functions and FastWebSocket over a byte buffer."""
+"""relay.frames: FastWebSocket over a byte buffer, and over a real socket pair under gevent.
+
+The codec itself is tested in test_codec.py."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ import io
 import os
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from geventwebsocket.websocket import Stream
 
 from relay.frames import (
     OP_BINARY,
@@ -17,19 +18,12 @@ from relay.frames import (
     OP_PONG,
     OP_TEXT,
     FastWebSocket,
-    FrameError,
-    check_text,
     close_payload,
     encode_header,
     parse_close,
     read_frame,
-    sendable_close_code,
     unmask,
 )
-
-
-def slow_unmask(payload: bytes, mask: bytes) -> bytes:
-    return bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
@@ -55,83 +49,10 @@ class Wire:
     def frames_sent(self) -> list[tuple[int, bytes]]:
         out = []
         for raw in self.sent:
-            fin, op, payload = read_frame(io.BytesIO(raw).read, 1 << 30, require_mask=False)
+            fin, op, payload = read_frame(io.BytesIO(raw).read, 1 << 30, masked=False)
             assert fin
             out.append((op, payload))
         return out
-
-
-# ==== codec ====================================================================================
-@given(st.binary(max_size=3000), st.binary(min_size=4, max_size=4))
-def test_unmask_matches_the_bytewise_definition(payload, mask):
-    assert unmask(payload, mask) == slow_unmask(payload, mask)
-    assert unmask(unmask(payload, mask), mask) == payload
-
-
-@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 1 << 20])
-def test_header_round_trip_at_every_length_boundary(length):
-    payload = b"a" * length
-    for mask in (b"", b"\x01\x02\x03\x04"):
-        frame = encode_header(OP_BINARY, length, mask=mask) + unmask(payload, mask or b"\0" * 4)
-        fin, op, got = read_frame(io.BytesIO(frame).read, 1 << 21, require_mask=False)
-        assert (fin, op, got) == (True, OP_BINARY, payload)
-
-
-def test_oversized_frame_is_refused_before_its_payload_is_read():
-    requested: list[int] = []
-    data = io.BytesIO(client_frame(OP_TEXT, b"x" * 2000))
-
-    def read(n: int) -> bytes:
-        requested.append(n)
-        return data.read(n)
-
-    with pytest.raises(FrameError) as err:
-        read_frame(read, 1024)
-    assert err.value.code == 1009
-    assert 2000 not in requested
-
-
-@pytest.mark.parametrize(
-    "frame, why",
-    [
-        (encode_header(OP_TEXT, 2) + b"hi", "unmasked client frame"),
-        (client_frame(OP_TEXT, b"hi", rsv=0x40), "reserved bit"),
-        (client_frame(OP_PING, b"", fin=False), "fragmented control frame"),
-        (client_frame(OP_PING, b"p" * 126), "control frame over 125 bytes"),
-    ],
-)
-def test_protocol_violations_close_with_1002(frame, why):
-    with pytest.raises(FrameError) as err:
-        read_frame(io.BytesIO(frame).read, 1 << 20)
-    assert err.value.code == 1002, why
-
-
-def test_truncated_frames_are_eof_not_garbage():
-    frame = client_frame(OP_TEXT, b"hello")
-    for cut in (0, 1, 3, len(frame) - 1):
-        with pytest.raises(EOFError):
-            read_frame(io.BytesIO(frame[:cut]).read, 1 << 20)
-
-
-def test_utf8_check():
-    check_text(b"plain ascii")
-    check_text("gate ✓ 門".encode())
-    with pytest.raises(FrameError) as err:
-        check_text(b"\xff\xfe bad")
-    assert err.value.code == 1007
-
-
-def test_close_payload_keeps_reason_short_and_valid_utf8():
-    body = close_payload(4000, "✓" * 100)
-    assert len(body) <= 125
-    code, reason = parse_close(body)
-    assert code == 4000 and set(reason) == {"✓"}
-    assert parse_close(b"") == (1005, "")
-
-
-def test_sendable_close_codes():
-    assert all(sendable_close_code(c) for c in (1000, 1008, 1009, 1011, 1013, 4000))
-    assert not any(sendable_close_code(c) for c in (999, 1005, 1006, 1015, 2000, 5000))
 
 
 # ==== FastWebSocket ============================================================================
@@ -209,7 +130,62 @@ def test_linger_skips_an_oversized_frame_and_reads_up_to_the_close():
 
 
 def test_linger_gives_up_on_an_absurd_claimed_length():
-    wire = Wire(b"\x81\xff" + b"\xff" * 8 + b"mask", max_bytes=1024)
+    wire = Wire(b"\x81\xff\x7f" + b"\xff" * 7 + b"mask", max_bytes=1024)
     assert wire.ws.receive_raw() is None and wire.ws.close_code == 1009
     wire.ws.linger()  # returns at once instead of reading petabytes
     assert wire.ws.peer_close_code is None
+
+
+# ==== over a real socket =======================================================================
+class SocketHandler:
+    """What FastWebSocket takes from pywsgi's handler: the socket and the buffered reader that
+    read the HTTP request (it may already hold the first frames)."""
+
+    class server:
+        application = None
+
+    def __init__(self, sock, rfile):
+        self.socket = sock
+        self.rfile = rfile
+
+
+def read_all_frames(sock, count: int) -> list[tuple[int, bytes]]:
+    reader = sock.makefile("rb")
+    return [read_frame(reader.read, 1 << 20, masked=False)[1:] for _ in range(count)]
+
+
+def test_over_a_socket_pair_frames_read_past_the_handshake_come_first():
+    import gevent.socket
+
+    server, client = gevent.socket.socketpair()
+    with server, client:
+        # Bytes the HTTP parser buffered beyond the request: the first message, half of the next.
+        second = client_frame(OP_TEXT, b"second" * 5000)  # larger than one recv
+        early = client_frame(OP_TEXT, b"first") + second[:7]
+        handler = SocketHandler(server, io.BufferedReader(io.BytesIO(early)))
+        ws = FastWebSocket({}, Stream(handler), handler)
+        client.sendall(second[7:] + client_frame(OP_PING, b"hi") + client_frame(OP_BINARY, b"3"))
+        assert ws.receive_raw() == (OP_TEXT, b"first")
+        assert ws.receive_raw() == (OP_TEXT, b"second" * 5000)
+        assert ws.receive_raw() == (OP_BINARY, b"3")
+        ws.send_many(['{"event":"media"}', '{"event":"mark"}'])
+        client.sendall(client_frame(OP_CLOSE, close_payload(1001, "bye")))
+        assert ws.receive_raw() is None and ws.peer_close_code == 1001
+        assert read_all_frames(client, 4) == [
+            (OP_PONG, b"hi"),
+            (OP_TEXT, b'{"event":"media"}'),
+            (OP_TEXT, b'{"event":"mark"}'),
+            (OP_CLOSE, close_payload(1001)),
+        ]
+
+
+def test_over_a_socket_pair_a_peer_that_hangs_up_ends_receive():
+    import gevent.socket
+
+    server, client = gevent.socket.socketpair()
+    with server:
+        handler = SocketHandler(server, server.makefile("rb"))
+        ws = FastWebSocket({}, Stream(handler), handler)
+        client.sendall(client_frame(OP_TEXT, b"half")[:4])
+        client.close()
+        assert ws.receive_raw() is None and ws.closed
