@@ -67,17 +67,19 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
         RATELIMIT_KEY_PREFIX="gf-limit",
     )
 
-    from webhooks import convo, demo, health, voice
+    from webhooks import convo, demo, health, transfer, voice
     from webhooks.extensions import limiter
 
     limiter.init_app(app)
     app.register_blueprint(convo.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(voice.bp)
+    app.register_blueprint(transfer.bp)
     app.register_blueprint(demo.bp)  # answers 404 unless APP_ENV=development
     # Twilio's webhooks are limited per conversation, not per IP: Twilio's IPs are shared.
     limiter.exempt(convo.bp)
     limiter.exempt(voice.bp)
+    limiter.exempt(transfer.bp)
     limiter.exempt(health.bp)
 
     celery_app = celery_init_app(app)
