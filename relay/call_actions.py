@@ -19,7 +19,7 @@ from twilio.rest import Client
 from common import call_keys
 from common.config import Config
 from common.redis_util import get_redis
-from relay.call_tools import TakeMessage
+from relay.call_tools import Action, Hangup, SendText, TakeMessage, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +132,17 @@ def take_message(call_sid: str, action: TakeMessage, store: redis.Redis | None =
         return "failed"
     log.info("message for staff stored", extra={**ctx, "outcome": "stored"})
     return "stored"
+
+
+def perform(client: Client, cfg: Config, call_sid: str, caller: str, action: Action) -> str:
+    """Run one :data:`relay.call_tools.Action` (blocking: call it in its own greenlet); the
+    result as the functions above return it, ``""`` for :class:`relay.call_tools.Nothing`."""
+    if isinstance(action, SendText):
+        return send_text(client, cfg, action.to, action.body, call_sid)
+    if isinstance(action, TakeMessage):
+        return take_message(call_sid, action)
+    if isinstance(action, Transfer):
+        return transfer(client, cfg, call_sid, caller, action.reason)
+    if isinstance(action, Hangup):
+        return hang_up(client, call_sid)
+    return ""

@@ -16,7 +16,7 @@ from common import call_keys
 from common.config import Config, load_config
 from common.twilio_client import make_client
 from relay import call_actions
-from relay.call_tools import TakeMessage
+from relay.call_tools import Nothing, SendText, TakeMessage, ToolBox, ToolSettings
 from tests.conftest import REDIS_URL
 from tests.support import PYTHON, Proc, base_env, free_port, http_json, wait_port
 
@@ -208,3 +208,18 @@ def test_take_message_with_redis_down_fails() -> None:
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
     msg = TakeMessage("Ana", "+14155550123", "hi")
     assert call_actions.take_message("CA" + "5" * 32, msg, dead) == "failed"
+
+
+# -- from a tool call to its result -----------------------------------------------------------
+def test_a_send_text_tool_call_ends_in_one_sms(sim: Sim) -> None:
+    cfg = sim.config()
+    tools = ToolBox(ToolSettings.from_config(cfg), caller=CALLER)
+    pending = tools.handle("send_text", '{"message": "Swing gate kits"}', "call_1", now=0.0)
+    result = call_actions.perform(make_client(cfg), cfg, "CA1", CALLER, pending.action)
+    done = tools.finish(pending, result)
+    assert (result, done.outcome) == ("sent", "sent")
+    [sms] = sim.control("GET", "state")["sms"]
+    assert (sms["to"], sms["from"]) == (CALLER, BOT)
+    assert sms["body"] == "This is the GateFrames A.I. assistant. Swing gate kits"
+    assert isinstance(pending.action, SendText)
+    assert call_actions.perform(make_client(cfg), cfg, "CA1", CALLER, Nothing()) == ""
