@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from common.names import BROWSER_ORIGIN, TWILIO_ORIGIN
+
 IV_BYTES = 16
 TAG_BYTES = 16
 #: Clock skew tolerated between the minting server and us.
@@ -37,7 +39,7 @@ DEFAULT_TTL_SECONDS = 300
 DEFAULT_MAX_LIFETIME_MS = 600_000
 #: A real token is ~150 characters; anything far longer is rejected before decoding.
 MAX_TOKEN_CHARS = 4096
-ORIGINS = ("client", "twilio")
+ORIGINS = (BROWSER_ORIGIN, TWILIO_ORIGIN)
 
 _NOT_B64URL = re.compile(r"[^A-Za-z0-9_-]")
 _PATH_TOKEN = re.compile(r"^/(?:token|auth)/([^/?#&]*)")

@@ -13,11 +13,12 @@ from typing import Any
 
 from openai import OpenAI
 
+from common.names import SMS_MAX_CHARS, fit_sms
 from common.prompts import chat_prompt, with_identity
 from tasks.parsing import strip_mention
 
 #: Twilio's limit for one Conversations message body.
-MAX_BODY_CHARS = 1600
+MAX_BODY_CHARS = SMS_MAX_CHARS
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,3 @@ def complete(client: OpenAI, model: str, messages: list[dict[str, Any]]) -> str:
     if not content:
         raise EmptyReply(f"model {model} returned no text")
     return fit_sms(with_identity(content))
-
-
-def fit_sms(text: str) -> str:
-    """Trim to Twilio's body limit at a word boundary."""
-    if len(text) <= MAX_BODY_CHARS:
-        return text
-    cut = text[: MAX_BODY_CHARS - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > MAX_BODY_CHARS // 2 else cut).rstrip() + "…"

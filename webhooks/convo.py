@@ -16,6 +16,7 @@ from limits import parse
 
 from common import inbox, stats
 from common.config import Config
+from common.names import WEBHOOK_EVENTS
 from common.redis_util import get_redis, key
 from webhooks.extensions import limiter
 from webhooks.queue import Spool, publish
@@ -30,7 +31,7 @@ HANDLED_EVENTS = {"onMessageAdded", "onConversationStateUpdated"}
 
 _CONVERSATION_SID = re.compile(r"^CH[0-9a-fA-F]{32}$")
 
-EVENTS = "gateframes_webhook_events"
+EVENTS = WEBHOOK_EVENTS
 
 
 def _text(body: str, status: int = 200):

@@ -15,6 +15,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, jsonify
 
 from common.config import Config
+from common.names import BROWSER_ORIGIN
 from common.tokens import mint
 
 bp = Blueprint("demo", __name__)
@@ -41,6 +42,6 @@ def token():
     if not cfg.encryption_key or not cfg.relay_public_url:
         return jsonify(error="ENCRYPTION_KEY and RELAY_PUBLIC_URL must be set for the demo"), 503
     return jsonify(
-        token=mint(cfg.encryption_key, "client", ttl_seconds=TOKEN_TTL_SECONDS),
+        token=mint(cfg.encryption_key, BROWSER_ORIGIN, ttl_seconds=TOKEN_TTL_SECONDS),
         relay_url=cfg.relay_public_url,
     )

@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from common import stats
 from common.config import Config
+from common.names import WEBHOOK_EVENTS, webhook_route
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
                     "call_sid": request.form.get("CallSid"),
                 },
             )
-            stats.incr("gateframes_webhook_events", request.endpoint or "unknown", "forbidden")
+            route = webhook_route(request.endpoint, request.blueprint)
+            stats.incr(WEBHOOK_EVENTS, route, "forbidden")
             return "invalid Twilio signature\n", 403, {"Content-Type": "text/plain"}
         return view(*args, **kwargs)
 

@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import signal
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,18 @@ from tests.support import (
 )
 
 BOT = "gateframes-bot"
+#: A worker's last word on a message: nothing more will happen to it in that delivery.
+FINAL_OUTCOMES = {
+    "replied",
+    "already_replied",
+    "group_not_mentioned",
+    "skipped",
+    "maintenance",
+    "failed",
+    "lock_timeout",
+    "command_call",
+    "command_group",
+}
 #: Authors allowed to use @call and @group in the SMS stacks (ALICE and a second staff phone).
 STAFF = ("+14155550100", "+14155550199")
 BOT_NUMBER = "+14082605145"
@@ -244,9 +255,46 @@ class Stack:
         )
         return post_form(url, form, {"X-Twilio-Signature": sig})
 
-    def settle(self, seconds: float = 1.5) -> None:
-        """Give the worker time to do anything it should not (used before asserting absence)."""
-        time.sleep(seconds)
+    def log_records(self, prefix: str = "worker") -> list[dict]:
+        """The JSON log records of every process whose name starts with ``prefix``."""
+        out = []
+        for name, proc in self.procs.items():
+            if not name.startswith(prefix):
+                continue
+            for line in proc.log_text().splitlines():
+                if line.startswith("{"):
+                    with contextlib.suppress(ValueError):
+                        out.append(json.loads(line))
+        return out
+
+    def wait_outcome(self, message_sid: str, timeout: float = 30.0) -> dict:
+        """Wait until a worker has finished with ``message_sid`` (its final log record): the
+        proof that the message was considered, before a test asserts what did not happen."""
+        return wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in self.log_records()
+                    if r.get("message_sid") == message_sid and r.get("outcome") in FINAL_OUTCOMES
+                ),
+                None,
+            ),
+            timeout=timeout,
+        )
+
+    def wait_web_outcome(self, outcome: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until the web process has logged ``count`` webhooks with ``outcome``."""
+        wait_for(
+            lambda: (
+                sum(
+                    1
+                    for r in self.log_records("web")
+                    if r.get("outcome") == outcome or r.get("reason") == outcome
+                )
+                >= count
+            ),
+            timeout=timeout,
+        )
 
 
 def kill_tree(pid: int) -> None:

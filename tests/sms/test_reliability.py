@@ -13,14 +13,14 @@ ALICE = "+14155550100"
 
 def test_openai_failing_gets_maintenance_reply_after_retries(sms: Stack) -> None:
     sms.openai_fault(status=500, count=100)
-    conv = sms.text(ALICE, "hello?")["conversation_sid"]
+    sent = sms.text(ALICE, "hello?")
+    conv = sent["conversation_sid"]
     [reply] = sms.wait_bot_messages(conv, timeout=60)
     assert reply["body"] == MAINTENANCE_REPLY
     # TASK_MAX_RETRIES=3 in the stack: the first try and three retries.
     assert len(sms.chat_requests()) == 4
-    sms.settle()
+    assert sms.wait_outcome(sent["message_sid"])["outcome"] == "maintenance"
     assert len(sms.bot_messages(conv)) == 1
-    assert '"outcome": "maintenance"' in sms.procs["worker"].log_text().replace('":"', '": "')
 
 
 def test_openai_recovering_within_retries_gets_real_reply(sms: Stack) -> None:
@@ -32,9 +32,10 @@ def test_openai_recovering_within_retries_gets_real_reply(sms: Stack) -> None:
 
 def test_twilio_post_failing_then_recovering_posts_once(sms: Stack) -> None:
     sms.twilio_fault(method="POST", path_contains="/Messages", status=503, count=2)
-    conv = sms.text(ALICE, "twilio hiccup")["conversation_sid"]
+    sent = sms.text(ALICE, "twilio hiccup")
+    conv = sent["conversation_sid"]
     sms.wait_bot_messages(conv, timeout=60)
-    sms.settle()
+    assert sms.wait_outcome(sent["message_sid"], timeout=60)["outcome"] == "replied"
     assert len(sms.bot_messages(conv)) == 1
 
 
@@ -71,7 +72,8 @@ def test_metrics_count_webhooks_retries_and_task_runs_across_processes(sms: Stac
         lambda: (t := scrape()) and _metric(t, runs, task=task, outcome="replied") and t
     )
     assert _metric(text, events, route="convo", outcome="queued") >= 1
-    assert _metric(text, events, route="convo.convo_event", outcome="forbidden") == 1
+    # the signature check counts its refusals under the view's own route label
+    assert _metric(text, events, route="convo", outcome="forbidden") == 1
     assert _metric(text, "gateframes_task_retries_total", task=task) == 1
     assert _metric(text, runs, task=task, outcome="retry") == 1
     assert _metric(text, "gateframes_task_seconds_count", task=task) >= 2
@@ -79,10 +81,14 @@ def test_metrics_count_webhooks_retries_and_task_runs_across_processes(sms: Stac
 
 def test_openai_timing_out_is_retried_then_answered(sms: Stack) -> None:
     sms.openai_fault(status=200, count=1, delay_seconds=6)  # longer than CHAT_TIMEOUT_SECONDS=3
-    conv = sms.text(ALICE, "slow model?")["conversation_sid"]
+    sent = sms.text(ALICE, "slow model?")
+    conv = sent["conversation_sid"]
     [reply] = sms.wait_bot_messages(conv, timeout=60)
     assert reply["body"] != MAINTENANCE_REPLY and "slow model?" in reply["body"]
     assert len(sms.chat_requests()) == 2  # the timed-out try and the retry
     assert "APITimeoutError" in sms.procs["worker"].log_text()
-    sms.settle(5)  # the stalled first request finishing late must not add a reply
+    # the stalled first request finishing late must not add a reply: once the simulator has
+    # answered it (its record gets a status), the absence means something
+    wait_for(lambda: all("status" in r for r in sms.chat_requests()), timeout=15)
+    assert sms.wait_outcome(sent["message_sid"])["outcome"] == "replied"
     assert len(sms.bot_messages(conv)) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 
 from twilio.request_validator import RequestValidator
@@ -42,11 +43,11 @@ def test_one_to_one_reply_starts_with_identity(sms: Stack) -> None:
 def test_group_replies_only_when_mentioned(sms: Stack) -> None:
     first = sms.text(ALICE, "hey Bob, which gate did you like?", group=[ALICE, BOB])
     conv = first["conversation_sid"]
-    sms.settle()
+    assert sms.wait_outcome(first["message_sid"])["outcome"] == "group_not_mentioned"
     assert sms.bot_messages(conv) == []
     assert sms.chat_requests() == []
-    sms.text(BOB, "Email me at bob@ai.com", conversation_sid=conv)
-    sms.settle()
+    mail = sms.text(BOB, "Email me at bob@ai.com", conversation_sid=conv)
+    assert sms.wait_outcome(mail["message_sid"])["outcome"] == "group_not_mentioned"
     assert sms.bot_messages(conv) == []
 
     asked = sms.text(BOB, "@AI: what opener suits a 20 ft swing gate?", conversation_sid=conv)
@@ -118,7 +119,7 @@ def test_same_webhook_twice_concurrently_gives_one_reply(sms: Stack) -> None:
         t.join()
     assert sorted(results) == [(200, "duplicate"), (200, "ok")]
     sms.wait_bot_messages(conv, count=2)
-    sms.settle()
+    sms.wait_outcome(message.sid)  # the one delivery is finished
     replies = [
         m
         for m in sms.bot_messages(conv)
@@ -131,7 +132,7 @@ def test_forged_or_missing_signature_is_refused(sms: Stack) -> None:
     form = {
         "EventType": "onMessageAdded",
         "ConversationSid": "CH" + "0" * 32,
-        "MessageSid": "IM" + "1" * 32,
+        "MessageSid": "IM" + secrets.token_hex(16),
         "Index": "0",
         "Author": ALICE,
         "Body": "hi",
@@ -144,9 +145,10 @@ def test_forged_or_missing_signature_is_refused(sms: Stack) -> None:
     assert status == 403
     status, _, _ = sms.signed_post(form, signature="")
     assert status == 403
-    sms.settle()
+    sms.wait_web_outcome("bad_signature", count=3)  # all three refused, none queued
+    assert not any(form["MessageSid"] in str(r) for r in sms.log_records("web") if "outcome" in r)
+    assert not any(r.get("message_sid") == form["MessageSid"] for r in sms.log_records())
     assert sms.chat_requests() == []
-    assert "bad_signature" in sms.procs["web"].log_text()
 
 
 def test_conversation_event_limit(sms: Stack) -> None:
@@ -190,12 +192,13 @@ def test_bot_system_and_empty_messages_get_no_reply(sms: Stack) -> None:
     conv = sms.text(ALICE, "hello")["conversation_sid"]
     sms.wait_bot_messages(conv)
     base = {"EventType": "onMessageAdded", "ConversationSid": conv, "Index": "5"}
-    for i, (author, body) in enumerate([(BOT, "loop?"), ("system", "note"), (ALICE, "  ")]):
-        status, _, _ = sms.signed_post(
-            {**base, "MessageSid": f"IM{i + 7:032x}", "Author": author, "Body": body}
-        )
+    sids = ["IM" + secrets.token_hex(16) for _ in range(3)]
+    messages = [(BOT, "loop?"), ("system", "note"), (ALICE, "  ")]
+    for sid, (author, body) in zip(sids, messages, strict=True):
+        status, _, _ = sms.signed_post({**base, "MessageSid": sid, "Author": author, "Body": body})
         assert status == 200
-    sms.settle()
+    for sid in sids:
+        assert sms.wait_outcome(sid)["outcome"] == "skipped"
     assert len(sms.bot_messages(conv)) == 1
     assert len(sms.chat_requests()) == 1
 

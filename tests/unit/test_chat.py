@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.names import SMS_MAX_CHARS as MAX_BODY_CHARS
+from common.names import fit_sms
 from common.prompts import IDENTITY, with_identity
-from tasks.chat import MAX_BODY_CHARS, Turn, build_messages, fit_sms, media_types
+from tasks.chat import Turn, build_messages, media_types
 
 BOTS = {"gateframes-bot", "+14082605145", "system"}
 

@@ -1,0 +1,49 @@
+"""Names two processes must agree on, in one place.
+
+The web process, the worker and the relay meet only through Redis, tokens, metrics and the
+texts they send; a name spelled twice drifts. Redis keys are built by
+:func:`common.redis_util.key` from the parts below.
+"""
+
+from __future__ import annotations
+
+# -- token origins (the ``origin`` claim; the app server mints ``client``) ---------------
+BROWSER_ORIGIN = "client"
+TWILIO_ORIGIN = "twilio"
+
+# -- Redis key parts ----------------------------------------------------------------------
+#: ``key(CALL_END, call_sid)``: why the relay ended a stream on purpose (read by the web
+#: process when Twilio asks what comes after the stream).
+CALL_END = "call_end"
+#: ``key(CALL_TRANSCRIPT, call_sid)``: the pub/sub channel of a live call's transcript lines.
+CALL_TRANSCRIPT = "call_transcript"
+
+# -- metrics ----------------------------------------------------------------------------------
+#: ``gateframes_webhook_events_total{route, outcome}``, counted by web processes through Redis.
+WEBHOOK_EVENTS = "gateframes_webhook_events"
+#: The ``route`` label of each signature-checked view (Flask endpoint → label), so a refusal
+#: (counted by the signature check) lands under the same label as the view's own outcomes.
+WEBHOOK_ROUTES = {
+    "convo.convo_event": "convo",
+    "voice.voice": "voice",
+    "voice.after_stream": "voice_after",
+}
+
+
+def webhook_route(endpoint: str | None, blueprint: str | None = None) -> str:
+    """The ``route`` label for a Flask endpoint (its blueprint's name when not listed)."""
+    return WEBHOOK_ROUTES.get(endpoint or "", blueprint or endpoint or "unknown")
+
+
+# -- texts ------------------------------------------------------------------------------------
+#: Twilio refuses longer SMS bodies (21617) and Conversations message bodies.
+SMS_MAX_CHARS = 1600
+
+
+def fit_sms(text: str, limit: int = SMS_MAX_CHARS) -> str:
+    """``text`` cut to fit one SMS body, at a word boundary with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
