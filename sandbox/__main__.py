@@ -21,6 +21,7 @@ import urllib.request
 from typing import Any
 
 DEFAULT_TWILIO_SIM = "http://127.0.0.1:5300"
+DEFAULT_REALTIME_SIM = "http://127.0.0.1:5500"
 
 
 def _http(method: str, url: str, body: Any = None) -> Any:
@@ -96,6 +97,8 @@ def call(args: argparse.Namespace) -> int:
         f"call {call_sid}: stream {target.url.split('/token/')[0]}/token/… params {target.params}"
     )
     _follow_transcript(args.redis_url, call_sid)
+    if args.say:
+        _script_caller(args.realtime_sim, args.say)
     caller = phone.Phone(target.url, target.params, call_sid=call_sid)
     caller.connect()
     caller.start_line()  # media every 20 ms from now on, silence unless the caller speaks
@@ -130,6 +133,17 @@ def call(args: argparse.Namespace) -> int:
         phone.save_wav(bytes(caller.heard), args.out)
         print(f"wrote {args.out}")
     return 0
+
+
+def _script_caller(realtime_sim: str, text: str) -> None:
+    """Tell the Realtime simulator what the caller's speech says (its transcript), so the
+    assistant can act on it (e.g. "transfer me to a person" calls transfer_to_staff)."""
+    from urllib.parse import quote
+
+    try:
+        _http("GET", f"{realtime_sim}/_sandbox/caller_says?text={quote(text)}")
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"(--say ignored: no Realtime simulator at {realtime_sim}: {exc})", file=sys.stderr)
 
 
 def _until_quiet(caller, deadline: float, quiet_s: float = 1.5) -> None:
@@ -219,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         "value interrupts it, to try barge-in)",
     )
     c.add_argument("--max-seconds", type=float, default=60.0)
+    c.add_argument(
+        "--say",
+        help='what the caller\'s speech means, e.g. "transfer me to a person" (the Realtime '
+        "simulator transcribes it so; a phrase may make the assistant call a tool)",
+    )
+    c.add_argument("--realtime-sim", default=DEFAULT_REALTIME_SIM)
     args = parser.parse_args(argv)
     if args.command == "call" and args.redis_url is None:
         args.redis_url = _default_redis_url()

@@ -76,6 +76,9 @@ class Responses:
     output_format: Format
 
     def reply_text(self, params: dict[str, Any]) -> str:
+        after_tool = self.tool_reply()  # type: ignore[attr-defined]
+        if after_tool and not _SAY.search(str(params.get("instructions") or "")):
+            return after_tool
         sources = [str(params.get("instructions") or "")]
         if params.get("conversation") != "none":
             for item in reversed(self.items):
@@ -97,7 +100,8 @@ class Responses:
     async def start_response(self, params: dict[str, Any], eid: Any) -> None:
         response_id, item_id = new_id("resp"), new_id("item")
         in_conversation = params.get("conversation") != "none"
-        text = self.reply_text(params)
+        tool = self.pick_tool(params) if in_conversation else None  # type: ignore[attr-defined]
+        text = "" if tool else self.reply_text(params)
         modalities = params.get("output_modalities") or self.config["output_modalities"]
         audio = "audio" in modalities
         record = {
@@ -131,6 +135,10 @@ class Responses:
             record.update(status="failed", status_details=failure)
             done = {**response, "status": "failed", "status_details": failure}
             await self.emit({"type": "response.done", "response": done})
+            return
+        if tool is not None:
+            self.active_id = None if self.active_id == response_id else self.active_id
+            await self.call_tool(response, record, *tool)  # type: ignore[attr-defined]
             return
         item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress"}
         item["content"] = []

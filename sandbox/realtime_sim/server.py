@@ -24,6 +24,7 @@ from websockets.http11 import Request, Response
 
 from sandbox.realtime_sim.responses import Faults
 from sandbox.realtime_sim.session import Session
+from sandbox.realtime_sim.tools import Script
 
 log = logging.getLogger("realtime-sim")
 
@@ -74,6 +75,7 @@ class Simulator:
         self.reject_connects = 0
         self.drop_after_ms: float | None = None
         self.faults = Faults()  # shared by every session: "the next N responses fail"
+        self.script = Script()  # shared too: what the caller says, which tools get called
 
     # -- HTTP --------------------------------------------------------------------------------
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -113,7 +115,10 @@ class Simulator:
             self.sessions = []
             self.reject_connects, self.drop_after_ms = 0, None
             self.faults.reset()  # in place: open sessions hold this object
+            self.script.reset()
             return _json(200, {"ok": True})
+        if path in ("/_sandbox/caller_says", "/_sandbox/call_tool"):
+            return self.scripted(path, query)
         if path == "/_sandbox/faults":
             if "reject_connects" in query:
                 self.reject_connects = int(query["reject_connects"][0])
@@ -138,6 +143,24 @@ class Simulator:
             )
         return _json(404, {"error": f"unknown control path {path}"})
 
+    def scripted(self, path: str, query: dict[str, list[str]]) -> Response:
+        """Queue what the caller says next, or a tool call the next response makes."""
+        if path == "/_sandbox/caller_says":
+            text = (query.get("text") or [""])[0].strip()
+            if not text:
+                return _json(400, {"error": "text is required"})
+            self.script.caller_says.append(text)
+            return _json(200, self.script.view())
+        name = (query.get("name") or [""])[0]
+        try:
+            arguments = orjson.loads((query.get("arguments") or ["{}"])[0])
+        except orjson.JSONDecodeError:
+            return _json(400, {"error": "arguments must be a JSON object"})
+        if not name or not isinstance(arguments, dict):
+            return _json(400, {"error": "name and a JSON object of arguments are required"})
+        self.script.tool_calls.append((name, arguments))
+        return _json(200, self.script.view())
+
     # -- WebSocket ---------------------------------------------------------------------------
     async def handle(self, conn: ServerConnection) -> None:
         request = conn.request
@@ -161,7 +184,7 @@ class Simulator:
         async def send(event: dict[str, Any]) -> None:
             await conn.send(orjson.dumps(event).decode())
 
-        session = Session(model, send, self.speed, self.echo, self.faults)
+        session = Session(model, send, self.speed, self.echo, self.faults, self.script)
         self.sessions.append(session)
         self.conns[session] = conn
         dropper = None

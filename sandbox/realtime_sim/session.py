@@ -22,6 +22,7 @@ import orjson
 from sandbox.realtime_sim import schema
 from sandbox.realtime_sim.audio import Format, Vad, format_of
 from sandbox.realtime_sim.responses import Faults, Responses, new_id
+from sandbox.realtime_sim.tools import Script, Tools
 
 #: bench/relay_load.py frames start with this, then the sender's and our monotonic ns.
 STAMP_MAGIC = b"GFTS"
@@ -62,7 +63,7 @@ def default_session(model: str) -> dict[str, Any]:
     }
 
 
-class Session(Responses):
+class Session(Responses, Tools):
     def __init__(
         self,
         model: str,
@@ -70,9 +71,12 @@ class Session(Responses):
         speed: float = 1.0,
         echo: bool = False,
         faults: Faults | None = None,
+        script: Script | None = None,
     ):
         self.send = send
         self.faults = faults or Faults()
+        self.script = script or Script()
+        self.heard: str | None = None
         self.speed = speed
         self.echo = echo
         self.echo_turn = 0  # a new echo "response" after every benchmark barge-in
@@ -267,13 +271,16 @@ class Session(Responses):
         await self.emit(
             {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
         )
+        # what the scripted caller said (/_sandbox/caller_says), else only how long
+        said = self.script.caller_says.popleft() if self.script.caller_says else None
+        self.heard = said
         if self.config["audio"]["input"].get("transcription"):
             await self.emit(
                 {
                     "type": "conversation.item.input_audio_transcription.completed",
                     "item_id": item_id,
                     "content_index": 0,
-                    "transcript": f"(caller spoke {spoken_s:.1f} s)",
+                    "transcript": said or f"(caller spoke {spoken_s:.1f} s)",
                     "usage": {"type": "duration", "seconds": round(spoken_s, 1)},
                 }
             )
@@ -296,6 +303,10 @@ class Session(Responses):
 
     async def on_conversation_item_create(self, event: dict[str, Any], eid: Any) -> None:
         item = event["item"]  # its shape is checked by schema.check
+        if item.get("type") == "function_call_output" and not await self.check_tool_output(
+            item, eid
+        ):
+            return
         item = {"id": item.get("id") or new_id("item"), "status": "completed", **item}
         previous = self.items[-1]["id"] if self.items else None
         self.items.append(item)
