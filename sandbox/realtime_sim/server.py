@@ -107,7 +107,10 @@ class Simulator:
         if path == "/healthz":
             return _json(200, {"status": "ok"})
         if path == "/_sandbox/sessions":
-            return _json(200, {"sessions": [s.record for s in self.sessions]})
+            # "items": the session's conversation, client-created items included (a relay's
+            # replay after a reconnect is checked against it).
+            sessions = [{**s.record, "items": s.items} for s in self.sessions]
+            return _json(200, {"sessions": sessions})
         if path == "/_sandbox/reset":
             self.sessions = [s for s in self.sessions if s.record["open"]]
             for s in self.sessions:
