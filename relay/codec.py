@@ -80,6 +80,9 @@ class FrameError(Exception):
         self.reason = reason
         #: Payload bytes of the offending frame still on the wire (an oversized frame).
         self.unread = unread
+        #: The offending frame was the peer's close frame: it will send nothing more, so
+        #: there is nothing to wait for before closing TCP.
+        self.peer_closed = False
 
 
 # -- handshake ---------------------------------------------------------------------------------
@@ -281,7 +284,11 @@ class MessageAssembler:
                 raise FrameError(CLOSE_PROTOCOL_ERROR, "bad_fragment")
         else:
             if opcode == OP_CLOSE:
-                parse_close(payload)
+                try:
+                    parse_close(payload)
+                except FrameError as exc:
+                    exc.peer_closed = True
+                    raise
             return opcode, payload
         self._size += len(payload)
         if self._size > self.max_bytes:

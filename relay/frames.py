@@ -191,6 +191,7 @@ class FastWebSocket(WebSocket):
 
     __slots__ = (
         "_assembler",
+        "_peer_closed",
         "_send_lock",
         "_unread",
         "close_code",
@@ -211,6 +212,7 @@ class FastWebSocket(WebSocket):
         self.close_reason = ""
         #: What the peer's close frame said, if it sent one.
         self.peer_close_code: int | None = None
+        self._peer_closed = False  # its close frame came, but was malformed
         self._unread = 0
 
     @property
@@ -246,6 +248,7 @@ class FastWebSocket(WebSocket):
             return self.read_raw()
         except FrameError as exc:
             self._unread = exc.unread
+            self._peer_closed = exc.peer_closed
             self.close(exc.code, exc.reason)
         except (EOFError, OSError, AttributeError):
             # AttributeError: raw_read was cleared by a close() in another greenlet.
@@ -266,7 +269,7 @@ class FastWebSocket(WebSocket):
         which can destroy our close frame before the peer reads it (an oversized frame we
         refused unread is the usual case). Run under a timeout; stops at EOF or garbage.
         """
-        if self.peer_close_code is not None or self.raw_read is None:
+        if self.peer_close_code is not None or self._peer_closed or self.raw_read is None:
             return
         read, budget = self.raw_read, max_bytes
         try:

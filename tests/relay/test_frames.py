@@ -189,3 +189,14 @@ def test_over_a_socket_pair_a_peer_that_hangs_up_ends_receive():
         client.sendall(client_frame(OP_TEXT, b"half")[:4])
         client.close()
         assert ws.receive_raw() is None and ws.closed
+
+
+def test_a_malformed_peer_close_is_answered_1002_and_not_waited_on():
+    requested: list[int] = []
+    data = io.BytesIO(client_frame(OP_CLOSE, (1005).to_bytes(2, "big")) + b"\x81")
+    wire = Wire(b"")
+    wire.ws.raw_read = lambda n: requested.append(n) or data.read(n)
+    assert wire.ws.receive_raw() is None and wire.ws.close_code == 1002
+    before = len(requested)
+    wire.ws.linger()  # the peer has closed: nothing more to read before TCP goes away
+    assert len(requested) == before
