@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from common.task_names import NOTIFY_VOICEMAIL
+from common.task_names import NOTIFY_VOICEMAIL, SUMMARIZE_CALL
 from relay import metrics
 
 log = logging.getLogger(__name__)
@@ -65,4 +65,28 @@ def queue_voicemail_notice(
         return False
     metrics.VOICEMAIL_NOTICES.labels("queued").inc()
     log.info("voicemail notice queued", extra={"call_sid": call_sid, "outcome": "queued"})
+    return True
+
+
+def queue_summary(record: dict[str, Any]) -> bool:
+    """Queue the after-call summary for staff (tasks/summary.py); call it once per call.
+
+    ``record``: ``call_sid``; ``caller`` (the other party's number: ``from`` inbound, ``to``
+    on an outbound call, see :func:`callee_of`); ``direction`` (``inbound``/``outbound``);
+    ``started_at``/``ended_at`` (epoch seconds or ISO 8601); ``outcome`` (why it ended, e.g.
+    ``caller_hung_up``, ``end_call``, ``transferred``, ``voicemail_left``); ``lines``
+    (``[who, text]`` pairs as in the transcript log, ``who`` ``caller`` or ``assistant…``);
+    ``tool_calls`` (``{"name", "arguments", "result"}``), ``messages`` (messages taken for
+    staff) and ``transfers`` (``{"to", "status"}``). Everything must be JSON."""
+    call_sid = str(record.get("call_sid") or "")
+    try:
+        _celery().send_task(SUMMARIZE_CALL, args=[record], retry=True, retry_policy=RETRY_POLICY)
+    except Exception as exc:
+        log.error(
+            "call summary not queued: %s",
+            type(exc).__name__,
+            extra={"call_sid": call_sid, "outcome": "summary_lost"},
+        )
+        return False
+    log.info("call summary queued", extra={"call_sid": call_sid, "outcome": "queued"})
     return True

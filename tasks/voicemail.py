@@ -21,6 +21,10 @@ from common.config import Config, get_config
 from common.redis_util import get_redis, key
 from common.task_names import NOTIFY_VOICEMAIL
 from common.twilio_client import get_twilio
+
+# The worker imports the task modules celeryconfig lists; the call summary rides along here
+# (VOICEMAIL_NOTIFY_TO is also one of its destinations).
+from tasks import summary  # noqa: F401
 from tasks.retry import is_transient, retry_later
 from tasks.twilio_ops import MARKER_SECONDS
 
