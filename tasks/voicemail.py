@@ -18,19 +18,16 @@ from celery import shared_task
 from celery.exceptions import Retry
 
 from common.config import Config, get_config
+from common.names import SMS_MAX_CHARS
 from common.redis_util import get_redis, key
 from common.task_names import NOTIFY_VOICEMAIL
 from common.twilio_client import get_twilio
-
-# The worker imports the task modules celeryconfig lists; the call summary rides along here
-# (VOICEMAIL_NOTIFY_TO is also one of its destinations).
-from tasks import summary  # noqa: F401
 from tasks.retry import is_transient, retry_later
 from tasks.twilio_ops import MARKER_SECONDS
 
 log = logging.getLogger(__name__)
 
-MAX_SMS_CHARS = 1600
+MAX_SMS_CHARS = SMS_MAX_CHARS
 
 
 def notice_text(notice: dict[str, Any]) -> str:
