@@ -20,12 +20,12 @@ from typing import Literal
 
 import redis
 from flask import Blueprint, Response, current_app, request
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from twilio.twiml.voice_response import VoiceResponse
 
 from common import stats
 from common.config import Config
 from common.redis_util import get_redis, key
-from common.tokens import mint
+from common.stream_twiml import connect_stream, stream_token
 from webhooks.security import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 EVENTS = "gateframes_webhook_events"
 bp = Blueprint("voice", __name__)
 
-#: Long enough for Twilio to open the stream, short enough to be useless if leaked.
-STREAM_TOKEN_TTL_SECONDS = 120
-#: Twilio: each <Parameter> name + value must stay under 500 characters.
-PARAMETER_MAX_CHARS = 499
 APOLOGY = (
     "Sorry, our assistant is having trouble right now. Please call again in a few minutes, "
     "or send us a text at this number. Goodbye."
@@ -99,9 +95,7 @@ def voice() -> Response:
         stats.incr(EVENTS, "voice", FAX)
         return _twiml(vr)
     # Bound to this call: the relay refuses a stream whose start.callSid is another call's.
-    token = mint(
-        cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS, call_sid=call_sid
-    )
+    token = stream_token(cfg, call_sid)
     params = {
         "amd": answered_by,
         "direction": direction_for(cfg, values.get("From", ""), values.get("To", "")),
@@ -109,12 +103,7 @@ def voice() -> Response:
         "from": values.get("From", ""),
         "to": values.get("To", ""),
     }
-    connect = Connect(action=cfg.public_base_url + "/twilio/voice/after")
-    stream = connect.stream(url=f"{cfg.relay_public_url}/token/{token}")
-    for name, value in params.items():
-        if value:
-            stream.parameter(name=name, value=value[: PARAMETER_MAX_CHARS - len(name)])
-    vr.append(connect)
+    connect_stream(cfg, token, params, vr)
     outcome = "voicemail" if mode == "voicemail" else params["direction"]
     log.info("call connecting to relay", extra={"call_sid": call_sid, "outcome": outcome})
     stats.incr(EVENTS, "voice", "connected_" + outcome)

@@ -1,0 +1,40 @@
+"""The TwiML that connects a call to the relay: ``/twilio/voice`` and the relay's handover
+(:mod:`relay.handover`) build it the same way.
+
+``<Connect action=PUBLIC_BASE_URL/twilio/voice/after><Stream url=RELAY_PUBLIC_URL/token/<t>>``:
+the token sits in the path because Twilio refuses a query string on ``<Stream url>``; the rest
+travels as ``<Parameter>``s. The token is bound to the call, so the relay refuses a stream
+whose ``start.callSid`` is another call's.
+"""
+
+from __future__ import annotations
+
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from common.config import Config
+from common.tokens import mint
+
+#: Long enough for Twilio to open the stream, short enough to be useless if leaked.
+STREAM_TOKEN_TTL_SECONDS = 120
+#: Twilio: each <Parameter> name + value must stay under 500 characters.
+PARAMETER_MAX_CHARS = 499
+
+
+def stream_token(cfg: Config, call_sid: str) -> str:
+    return mint(
+        cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS, call_sid=call_sid
+    )
+
+
+def connect_stream(
+    cfg: Config, token: str, params: dict[str, str], vr: VoiceResponse | None = None
+) -> VoiceResponse:
+    """``vr`` (or a new response) with the ``<Connect><Stream>`` verb appended."""
+    vr = vr if vr is not None else VoiceResponse()
+    connect = Connect(action=cfg.public_base_url + "/twilio/voice/after")
+    stream = connect.stream(url=f"{cfg.relay_public_url}/token/{token}")
+    for name, value in params.items():
+        if value:
+            stream.parameter(name=name, value=value[: PARAMETER_MAX_CHARS - len(name)])
+    vr.append(connect)
+    return vr
