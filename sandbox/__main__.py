@@ -99,7 +99,7 @@ def call(args: argparse.Namespace) -> int:
     _follow_transcript(args.redis_url, call_sid)
     if args.say:
         _script_caller(args.realtime_sim, args.say)
-    caller = phone.Phone(target.url, target.params, call_sid=call_sid)
+    caller = phone.Phone(target.url, target.params, call_sid=call_sid, auth_token=args.auth_token)
     caller.connect()
     caller.start_line()  # media every 20 ms from now on, silence unless the caller speaks
     deadline = time.monotonic() + args.max_seconds

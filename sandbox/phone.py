@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+from twilio.request_validator import RequestValidator
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -96,6 +97,9 @@ class Heard:
     audio: bytearray = field(default_factory=bytearray)
 
 
+TWILIO_USER_AGENT = "Twilio.TmeWs/1.0"
+
+
 class Phone:
     """One simulated call. ``run()`` streams the source, then hangs up (or the relay does)."""
 
@@ -108,12 +112,18 @@ class Phone:
         headers: dict[str, str] | None = None,
         call_sid: str | None = None,
         account_sid: str | None = None,
+        auth_token: str | None = None,
     ):
         self.url = url
         self.account_sid = account_sid or "AC" + "0" * 32
         self.params = params or {}
         self.speed = speed
-        self.headers = headers or {}
+        # Twilio's Media Streams upgrade: its User-Agent, no Origin, and X-Twilio-Signature
+        # over the wss:// URL with no parameters (signed with the account's auth token).
+        self.headers = {"User-Agent": TWILIO_USER_AGENT, **(headers or {})}
+        if auth_token and "X-Twilio-Signature" not in self.headers:
+            signature = RequestValidator(auth_token).compute_signature(url, {})
+            self.headers["X-Twilio-Signature"] = signature
         self.stream_sid = "MZ" + secrets.token_hex(16)
         self.call_sid = call_sid or "CA" + secrets.token_hex(16)
         self.ws: ClientConnection | None = None
