@@ -1,8 +1,10 @@
 """``python -m relay --host H --port P``: the gevent WebSocket relay.
 
 Monkey-patching comes first so Redis (admission) and every socket cooperate with gevent. On
-SIGTERM (a deploy) the relay stops accepting, asks every session to close with 1001, gives
-them a few seconds, and exits.
+SIGTERM (a deploy) the relay drains: it refuses new sessions (``/healthz`` answers 503
+``draining``), hands every live call to another relay process (:mod:`relay.handover`), closes
+browser sessions with 1012 so the page reconnects, waits up to ``RELAY_DRAIN_SECONDS`` for
+them all to go, and exits.
 """
 
 from gevent import monkey
@@ -21,7 +23,6 @@ from common.logs import configure_logging  # noqa: E402
 from relay.server import build_server  # noqa: E402
 
 log = logging.getLogger("relay")
-DRAIN_SECONDS = 5.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,14 +49,28 @@ def main(argv: list[str] | None = None) -> int:
     app = server.application
 
     def drain() -> None:
-        if not server.started:
+        if not server.started or app.draining:
             return
-        log.info("shutting down: closing %d sessions", len(app.sessions))
-        server.close()  # stop accepting
+        log.info(
+            "draining: handing over %d calls, closing %d browser sessions",
+            len(app.calls),
+            len(app.sessions),
+        )
+        # The listener stays open so /healthz can say "draining" (503); new sessions are
+        # refused from here on.
         app.shutdown_sessions()
-        with gevent.Timeout(DRAIN_SECONDS, False):
-            while app.sessions:
+        with gevent.Timeout(cfg.relay_drain_seconds, False):
+            while app.sessions or app.calls:
                 gevent.sleep(0.05)
+        if app.calls or app.sessions:
+            log.warning(
+                "drain time up: %d calls and %d browser sessions still open",
+                len(app.calls),
+                len(app.sessions),
+            )
+        for call in list(app.calls):
+            call.stop("server_shutdown")
+        log.info("drained; stopping")
         server.stop(timeout=1)
 
     for sig in (signal.SIGTERM, signal.SIGINT):

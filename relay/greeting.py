@@ -64,6 +64,23 @@ def session_update(s: BridgeSettings, voicemail: bool) -> dict[str, Any]:
     }
 
 
+#: Spoken first after a long reconnect gap, so the caller knows the silence was the line.
+RECONNECT_NOTE = (
+    "The phone line dropped for a moment and is back now. Start with a short "
+    '"Sorry, one moment." and then carry on: finish what you were saying, or ask the caller '
+    "to repeat what they said last."
+)
+
+
+def continue_response(s: BridgeSettings, apologise: bool) -> dict[str, Any]:
+    """After a reconnect: finish the reply the drop cut, with a brief apology after a long gap.
+    Response instructions replace the session's for that response, so they are repeated."""
+    if not apologise:
+        return {"type": "response.create"}
+    instructions = (s.instructions or prompts.voice_prompt()) + "\n\n" + RECONNECT_NOTE
+    return {"type": "response.create", "response": {"instructions": instructions}}
+
+
 def greeting_item(kind: str) -> dict[str, Any]:
     """The user item the greeting (or voicemail message) answers."""
     text = f'Greet the caller by saying: "{prompts.greeting(kind)}"'
@@ -127,6 +144,15 @@ class Greeting:
         if self.requested:
             self.requested = False
             self.response_id = response_id
+
+    def on_upstream_lost(self, audible: bool) -> None:
+        """The upstream died before the opening response ended. A caller who heard part of
+        the greeting can talk; a voicemail message, or a greeting nobody heard, is asked for
+        again by the next session."""
+        self.response_id = None
+        self.requested = False
+        if audible and not self.voicemail:
+            self.spoken = True
 
     def on_done(self, end: ResponseEnd, cancelled_by_us: bool) -> Verdict | None:
         """The verdict when ``end`` is the opening response, else None."""

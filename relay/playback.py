@@ -120,6 +120,12 @@ class PlaybackTracker:
         """True while any sent audio has probably not been heard yet."""
         return any(item.played_at(now) < item.sent_ms - 1e-6 for item in self.items.values())
 
+    def heard_fraction(self, response_id: str, now: float) -> float:
+        """How much of a response's audio sent so far the caller has heard (0-1)."""
+        items = [i for i in self.items.values() if i.response_id == response_id]
+        sent = sum(i.sent_ms for i in items)
+        return sum(i.played_at(now) for i in items) / sent if sent else 0.0
+
     def pending_marks(self) -> bool:
         return bool(self._marks) or bool(self.sentinels)
 

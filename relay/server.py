@@ -77,6 +77,8 @@ class RelayApp:
         self.calls: set[TwilioCall] = set()
         self.capacity = Capacity(cfg.browser_sessions_per_ip, cfg.relay_max_sessions)
         self._warned_proxy = False
+        #: Set on SIGTERM: new sessions are refused and /healthz answers 503.
+        self.draining = False
 
     # -- admission (called by the handler before the 101) -----------------------------------
     def client_ip(self, environ: dict[str, Any]) -> str:
@@ -104,6 +106,12 @@ class RelayApp:
             )
 
     def admit(self, environ: dict[str, Any], ip: str) -> Admitted | Refusal:
+        if self.draining:
+            refusal = Refusal(503, "draining", "this relay is restarting; retry", 2)
+            # No Origin: Twilio's stream, refused the Twilio way (1013 "try again later").
+            if environ.get("HTTP_ORIGIN") is None:
+                return admission.for_twilio(refusal, admission.CLOSE_TRY_AGAIN)
+            return refusal
         return admission.admit(
             self.cfg,
             self.gate,
@@ -143,7 +151,13 @@ class RelayApp:
             self.sessions.discard(session)
 
     def run_twilio(self, ws: FastWebSocket, admitted: Admitted) -> None:
-        call = TwilioCall(self.cfg, ws, self.open_upstream, end_call=self.complete_call)
+        call = TwilioCall(
+            self.cfg,
+            ws,
+            self.open_upstream,
+            end_call=self.complete_call,
+            call_sid=admitted.claims.call_sid or "",
+        )
         self.calls.add(call)
         metrics.ACTIVE.labels(TWILIO_SURFACE).inc()
         started = time.monotonic()
@@ -177,12 +191,15 @@ class RelayApp:
             ws.linger()
 
     def shutdown_sessions(self) -> None:
-        """Tell every live session to end (1001), e.g. on SIGTERM during a deploy. Calls end
-        the failure way, so their callers hear the apology TwiML rather than dead air."""
+        """SIGTERM during a deploy: browser sessions are closed 1012 (service restart: the
+        page reconnects with a new token), and each call is handed to another relay
+        (:mod:`relay.handover`); a call that cannot move ends the failure way, so its
+        caller hears the apology TwiML rather than dead air."""
+        self.draining = True
         for session in list(self.sessions):
-            session.end(Close(1001, "server_shutdown"))
+            session.end(Close(1012, "service_restart"))
         for call in list(self.calls):
-            call.stop("server_shutdown")
+            gevent.spawn(call.hand_over)  # a Redis write and a Twilio request each
 
     # -- WSGI -------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
@@ -231,13 +248,21 @@ class RelayApp:
         return _reply(start_response, 200, generate_latest(), CONTENT_TYPE_LATEST)
 
     def healthz(self, start_response) -> Iterable[bytes]:
+        # Slots in use (browser sessions and calls): what the caps count.
+        live = {
+            "calls": len(self.calls),
+            "browser_sessions": len(self.sessions),
+            "sessions": self.capacity.live,
+        }
+        if self.draining:  # a router stops sending new sessions here
+            body = {"status": "draining", **live}
+            return _reply(start_response, 503, orjson.dumps(body), "application/json")
         try:
             self.gate.ping()
         except redis.RedisError as exc:
-            body = {"status": "degraded", "redis": f"unreachable: {type(exc).__name__}"}
+            body = {"status": "degraded", "redis": f"unreachable: {type(exc).__name__}", **live}
             return _reply(start_response, 503, orjson.dumps(body), "application/json")
-        # Slots in use (browser sessions and calls): what the caps count.
-        body = {"status": "ok", "redis": "ok", "sessions": self.capacity.live}
+        body = {"status": "ok", "redis": "ok", **live}
         return _reply(start_response, 200, orjson.dumps(body), "application/json")
 
 

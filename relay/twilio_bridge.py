@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from common import prompts
+from relay.bridge_types import (
+    BENIGN_ERRORS,
+    BridgeSettings,
+    EndCall,
+    Output,
+    ToOpenAI,
+    ToTwilio,
+    Transcript,
+    dumps,
+    transcript_of,
+)
+from relay.continuity import Continuity
 from relay.greeting import (
     Greeting,
     ResponseEnd,
@@ -28,84 +37,33 @@ from relay.greeting import (
     greeting_item,
     session_update,
 )
+from relay.handover import PARAMETER as RESUME_PARAMETER
+from relay.handover import LoadResume
 from relay.playback import PlaybackTracker
+from relay.reconnect import Reconnects
+from relay.replay import History
+
+__all__ = ["BridgeSettings", "EndCall", "Output", "ToOpenAI", "ToTwilio", "TwilioBridge"]
 
 log = logging.getLogger(__name__)
 
 #: Base64 only: what may be spliced into JSON without escaping (one C-speed regex match).
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}").fullmatch
 
-#: OpenAI errors that are expected races, not faults (openai-realtime.md §3.7).
-BENIGN_ERRORS = {
-    "response_cancel_not_active",
-    "conversation_already_has_active_response",
-    "input_audio_buffer_commit_empty",
-}
 
+class TwilioBridge(Continuity):
+    """One call. Not thread-safe; the relay drives it from one greenlet at a time.
 
-@dataclass(frozen=True)
-class BridgeSettings:
-    model: str
-    voice: str = "ash"
-    turn_detection: str = "server_vad"
-    instructions: str = ""
-    time_limit_s: float = 600.0
-    goodbye_fallback_s: float = 20.0
-    transcription_model: str = "gpt-4o-mini-transcribe"
+    Reconnects after an upstream drop and handovers to another relay live in
+    :class:`relay.continuity.Continuity`."""
 
-
-@dataclass(frozen=True)
-class ToTwilio:
-    text: str
-
-
-@dataclass(frozen=True)
-class ToOpenAI:
-    text: str
-
-
-@dataclass(frozen=True)
-class EndCall:
-    """Close the stream. ``deliberate`` ends mean a plain hang-up; others get the apology."""
-
-    reason: str
-    deliberate: bool
-
-
-Output = ToTwilio | ToOpenAI | EndCall
-
-
-@dataclass
-class Transcript:
-    lines: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, who: str, text: str) -> None:
-        if text.strip():
-            self.lines.append((who, text.strip()))
-
-
-def _dumps(obj: dict[str, Any]) -> str:
-    return orjson.dumps(obj).decode()
-
-
-def _transcript_of(response: dict[str, Any]) -> str:
-    """The audio transcript in a ``response.done`` payload's output items (GA shape)."""
-    parts = []
-    for item in response.get("output") or []:
-        for content in (item.get("content") or []) if isinstance(item, dict) else []:
-            if isinstance(content, dict) and isinstance(content.get("transcript"), str):
-                parts.append(content["transcript"])
-    return " ".join(parts)
-
-
-class TwilioBridge:
-    """One call. Not thread-safe; the relay drives it from one greenlet at a time."""
-
-    def __init__(self, settings: BridgeSettings, now: float):
+    def __init__(self, settings: BridgeSettings, now: float, call_sid: str = ""):
         self.s = settings
         self.started_at = now
         self.stream_sid = ""
-        self.call_sid = ""
+        #: The call this stream is bound to (the stream token's): every Redis key uses it.
+        self.call_sid = call_sid
+        self.bound = bool(call_sid)
         self.params: dict[str, str] = {}
         self.kind = "unknown"
         self.voicemail = False
@@ -126,36 +84,30 @@ class TwilioBridge:
         self.barge_ins = 0
         self.bad_media = 0
         self.started_at_start: float | None = None
+        self.history = History()  # what was said, as heard: replayed into a new upstream
+        self._said_so_far: dict[str, str] = {}  # response id -> transcript deltas
+        self._heard: dict[str, float] = {}  # response id -> fraction the caller heard
+        self._stale_items: set[str] = set()  # audio items of a dead upstream session
+        self.reconnects = Reconnects(settings.reconnect_attempts)
+        self.gaps: list[float] = []  # seconds without an upstream, per reconnect
+        self._continue = False  # a reply was cut by a drop: ask for the rest on reopen
+        self._awaiting_resume = False  # a resumed stream, until its saved state is loaded
 
     # -- outputs ----------------------------------------------------------------------------
     def _openai(self, out: list[Output], obj: dict[str, Any] | str) -> None:
-        text = obj if isinstance(obj, str) else _dumps(obj)
+        text = obj if isinstance(obj, str) else dumps(obj)
         if self._upstream_open:
             out.append(ToOpenAI(text))
         else:
             self._pending_upstream.append(text)
 
     def _twilio(self, out: list[Output], obj: dict[str, Any]) -> None:
-        out.append(ToTwilio(_dumps(obj)))
+        out.append(ToTwilio(dumps(obj)))
 
-    def _end(self, out: list[Output], reason: str, deliberate: bool) -> None:
+    def _end(self, out: list[Output], reason: str, deliberate: bool, code: int = 1000) -> None:
         if self.ended is None:
-            self.ended = EndCall(reason, deliberate)
+            self.ended = EndCall(reason, deliberate, code)
             out.append(self.ended)
-
-    # -- upstream lifecycle -----------------------------------------------------------------
-    def on_upstream_open(self, now: float) -> list[Output]:
-        """Flush what Twilio sent before OpenAI answered, in order."""
-        self._upstream_open = True
-        out: list[Output] = [ToOpenAI(t) for t in self._pending_upstream]
-        self._pending_upstream.clear()
-        return out
-
-    def on_upstream_closed(self, now: float) -> list[Output]:
-        out: list[Output] = []
-        if self.ended is None:
-            self._end(out, "upstream_lost", deliberate=False)
-        return out
 
     # -- Twilio → ----------------------------------------------------------------------------
     def on_twilio(self, msg: dict[str, Any], now: float) -> list[Output]:
@@ -164,8 +116,8 @@ class TwilioBridge:
         if event == "media":
             media = msg.get("media")
             payload = media.get("payload") if isinstance(media, dict) else None
-            if self._phase != "talking" or self.voicemail:
-                pass
+            if self._phase != "talking" or self.voicemail or self._gap():
+                pass  # caller audio in a gap is dropped: queued, it would all arrive late
             elif isinstance(payload, str) and _BASE64(payload):
                 self._openai(out, '{"type":"input_audio_buffer.append","audio":"' + payload + '"}')
             else:
@@ -182,7 +134,10 @@ class TwilioBridge:
             else:
                 self.bad_media += 1  # a repeated or malformed start changes nothing
         elif event == "stop":
-            self._end(out, "caller_hung_up", deliberate=True)
+            if self._phase == "handover":  # Twilio moved the call to the new stream
+                self._end(out, "handed_over", deliberate=False)
+            else:
+                self._end(out, "caller_hung_up", deliberate=True)
         elif event in ("connected", "dtmf"):
             pass
         else:
@@ -195,12 +150,26 @@ class TwilioBridge:
     def _on_start(self, out: list[Output], msg: dict[str, Any], now: float) -> None:
         start = msg.get("start") or {}
         self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")
-        self.call_sid = str(start.get("callSid") or "")
+        stream_call_sid = str(start.get("callSid") or "")
+        if not self.bound or stream_call_sid != self.call_sid:
+            # A token opens a stream for the call it was minted for, and nothing else.
+            log.warning(
+                "stream refused: start.callSid %s is not the token's call %s",
+                stream_call_sid[:40] or "(none)",
+                self.call_sid or "(none)",
+                extra={**self._log_ctx(), "reason": "call_sid_mismatch"},
+            )
+            self._end(out, "call_sid_mismatch", deliberate=False, code=1008)
+            return
         raw = start.get("customParameters")
         self.params = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         self.kind = direction_of(self.params)
         self.voicemail = self.kind == "voicemail"
         self.started_at = now
+        if self.params.get(RESUME_PARAMETER):
+            self._awaiting_resume = True  # no greeting: the call is under way
+            out.append(LoadResume(self.params[RESUME_PARAMETER]))
+            return
         self._openai(out, session_update(self.s, self.voicemail))
         self._openai(out, greeting_item(self.kind))
         self.greeting = Greeting(self.voicemail)
@@ -234,10 +203,16 @@ class TwilioBridge:
             self.greeting.on_created(str(self._active_response))
         elif kind == "response.done":
             self._on_response_done(out, event, now)
+        elif kind == "response.output_audio_transcript.delta":
+            rid, delta = str(event.get("response_id") or ""), event.get("delta")
+            if isinstance(delta, str) and rid not in self._transcript_line:
+                self._said_so_far[rid] = self._said_so_far.get(rid, "") + delta
         elif kind == "response.output_audio_transcript.done":
             self._assistant_said(str(event.get("response_id") or ""), event.get("transcript"))
         elif kind == "conversation.item.input_audio_transcription.completed":
-            self.transcript.add("caller", str(event.get("transcript") or ""))
+            text = str(event.get("transcript") or "")
+            self.transcript.add("caller", text)
+            self.history.caller(text)
         elif kind == "conversation.item.truncated":
             pass
         elif kind == "error":
@@ -280,7 +255,9 @@ class TwilioBridge:
         for item in list(self.playback.items.values()):
             heard = item.played_at(now)
             if heard < item.sent_ms - 1e-6:
-                truncations.append((item.item_id, round(max(0.0, min(heard, item.sent_ms)))))
+                if item.item_id not in self._stale_items:  # a dead session's item: not there
+                    truncations.append((item.item_id, round(max(0.0, min(heard, item.sent_ms)))))
+                self._heard[item.response_id] = heard / item.sent_ms if item.sent_ms else 0.0
                 self._mark_cut_off(item.response_id, f"interrupted at {heard / 1000:.1f} s")
             self._discarded.add(item.response_id)
         self._twilio(out, {"event": "clear", "streamSid": self.stream_sid})
@@ -308,7 +285,9 @@ class TwilioBridge:
         if response_id in self._discarded and response_id not in self._cut_off:
             return  # discarded before any of it was played: the caller heard none of it
         self._transcript_line[response_id] = len(self.transcript.lines)
+        self._said_so_far.pop(response_id, None)
         self.transcript.add(self._speaker(response_id), text)
+        self.history.assistant(response_id, text, self._heard.get(response_id, 1.0))
 
     def _speaker(self, response_id: str) -> str:
         how = self._cut_off.get(response_id)
@@ -321,6 +300,7 @@ class TwilioBridge:
         if line is not None:
             lines = self.transcript.lines
             lines[line] = (self._speaker(response_id), lines[line][1])
+            self.history.cut(response_id, lines[line][1], self._heard.get(response_id, 1.0))
 
     def _on_response_done(self, out: list[Output], event: dict[str, Any], now: float) -> None:
         response = event.get("response") or {}
@@ -332,7 +312,7 @@ class TwilioBridge:
             self._log_unfinished(end)
         if response_id in self._cut_off and response_id not in self._transcript_line:
             # A cancelled response may end without a transcript event; its output has one.
-            self._assistant_said(str(response_id), _transcript_of(response))
+            self._assistant_said(str(response_id), transcript_of(response))
         verdict = self.greeting.on_done(end, end.id in self._discarded)
         if verdict is Verdict.RETRY:
             log.warning(
@@ -404,6 +384,9 @@ class TwilioBridge:
             if self._active_response is not None:
                 self._phase = "goodbye_pending"
                 self._discarded.add(self._active_response)
+                self._heard[self._active_response] = self.playback.heard_fraction(
+                    self._active_response, now
+                )
                 self._mark_cut_off(self._active_response, "cut off by the time limit")
                 self._twilio(out, {"event": "clear", "streamSid": self.stream_sid})
                 self.playback.clear()

@@ -21,6 +21,9 @@ import redis
 
 from common.config import Config
 from common.redis_util import get_redis, key
+from relay import handover
+from relay.handover import LoadResume
+from relay.reconnect import Reconnect
 from relay.twilio_bridge import BridgeSettings, EndCall, Output, ToOpenAI, ToTwilio, TwilioBridge
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ def settings_from(cfg: Config) -> BridgeSettings:
         turn_detection=cfg.realtime_turn_detection,
         time_limit_s=cfg.session_time_limit_seconds,
         goodbye_fallback_s=cfg.goodbye_fallback_seconds,
+        reconnect_attempts=cfg.upstream_reconnect_attempts,
     )
 
 
@@ -119,12 +123,14 @@ class TwilioCall:
         downstream: Downstream,
         open_upstream: Callable[[], Upstream],
         end_call: Callable[[str], None] | None = None,
+        call_sid: str = "",
     ):
+        """``call_sid`` is the stream token's: the only call this stream may act for."""
         self.cfg = cfg
         self.down = downstream
         self.open_upstream = open_upstream
         self.end_call_rest = end_call  # REST fallback: set the call completed
-        self.bridge = TwilioBridge(settings_from(cfg), time.monotonic())
+        self.bridge = TwilioBridge(settings_from(cfg), time.monotonic(), call_sid=call_sid)
         self.up: Upstream | None = None
         self._done = gevent.event.Event()
         self._helpers: list[gevent.Greenlet] = []  # killed with the call
@@ -132,6 +138,7 @@ class TwilioCall:
         self.frames_out = 0  # OpenAI -> Twilio
         self.malformed = 0
         self._published = 0  # transcript lines already published
+        self._reconnect: Reconnect | None = None  # the bridge asked for a new upstream
 
     def stop(self, reason: str) -> None:
         """End the call from outside (server shutdown): the failure path, so the caller hears
@@ -170,9 +177,15 @@ class TwilioCall:
                             self.up.send_many([o.text.encode() for o in outputs[i:j]])
                         self.frames_in += j - i
                     except Exception:
-                        self._apply(self.bridge.on_upstream_closed(time.monotonic()))
+                        # The reader sees the dead socket and asks the bridge what next.
+                        with contextlib.suppress(Exception):
+                            self.up.close()
             elif isinstance(out, EndCall):
                 self._done.set()
+            elif isinstance(out, Reconnect):
+                self._reconnect = out
+            elif isinstance(out, LoadResume):
+                self._helpers.append(gevent.spawn(self._load_resume, out.resume_id))
             i = j
 
     # -- loops ------------------------------------------------------------------------------
@@ -204,7 +217,7 @@ class TwilioCall:
                 extra={"call_sid": self.bridge.call_sid},
             )
         if self.bridge.ended is None:
-            self.bridge.ended = EndCall("twilio_closed", deliberate=True)
+            self.bridge.ended = self.bridge.on_twilio_closed()
         self._done.set()
 
     def _publish_transcript(self) -> None:
@@ -228,20 +241,46 @@ class TwilioCall:
             )
 
     def _openai_loop(self) -> None:
+        """Open the upstream and read it; when it drops, the bridge says whether (and when) to
+        dial again. One greenlet for the call's whole life, so only one upstream is live."""
+        timeout: float | None = None
+        while not self._done.is_set():
+            up = self._open(timeout)
+            if up is None:
+                self._apply(self.bridge.on_upstream_closed(time.monotonic()))
+            else:
+                self.up = up
+                self._apply(self.bridge.on_upstream_open(time.monotonic()))
+                self._read(up)
+                if self._done.is_set():
+                    return
+                with contextlib.suppress(Exception):
+                    up.close()
+                self._apply(self.bridge.on_upstream_closed(time.monotonic()))
+            attempt, self._reconnect = self._reconnect, None
+            if attempt is None:
+                return  # the bridge ended the call
+            gevent.sleep(attempt.delay_s)
+            timeout = attempt.timeout_s
+
+    def _open(self, timeout: float | None) -> Upstream | None:
         try:
-            self.up = self.open_upstream()
-        except Exception as exc:
+            with gevent.Timeout(timeout):
+                return self.open_upstream()
+        except BaseException as exc:  # gevent.Timeout is a BaseException
+            if isinstance(exc, gevent.GreenletExit):
+                raise
             log.error(
                 "OpenAI Realtime connect failed: %s",
-                str(exc)[:200],
+                str(exc)[:200] or type(exc).__name__,
                 extra={"call_sid": self.bridge.call_sid, "reason": "upstream_connect"},
             )
-            self._apply(self.bridge.on_upstream_closed(time.monotonic()))
-            return
-        self._apply(self.bridge.on_upstream_open(time.monotonic()))
+            return None
+
+    def _read(self, up: Upstream) -> None:
         try:
             while not self._done.is_set():
-                raw = self.up.recv()
+                raw = up.recv()
                 if not raw:
                     break
                 event = orjson.loads(raw)
@@ -257,7 +296,58 @@ class TwilioCall:
                     extra={"call_sid": self.bridge.call_sid},
                 )
         if not self._done.is_set():
-            self._apply(self.bridge.on_upstream_closed(time.monotonic()))
+            log.warning(
+                "OpenAI Realtime socket closed mid-call",
+                extra={"call_sid": self.bridge.call_sid, "reason": "upstream_dropped"},
+            )
+
+    # -- handover (relay.handover) ----------------------------------------------------------
+    def _load_resume(self, resume_id: str) -> None:
+        try:
+            state = handover.claim(get_redis(), self.bridge.call_sid, resume_id)
+        except redis.RedisError as exc:
+            log.warning(
+                "resume state unreadable: %s",
+                type(exc).__name__,
+                extra={"call_sid": self.bridge.call_sid},
+            )
+            state = None
+        gap = max(0.0, time.time() - state.saved_at) if state is not None else 0.0
+        self._apply(self.bridge.on_resume(state, time.monotonic(), gap))
+        self._published = len(self.bridge.transcript.lines)  # published by the first relay
+
+    def hand_over(self) -> bool:
+        """Move the call to another relay (SIGTERM): save its state, redirect it through
+        Twilio. Blocks for the Redis write and the REST request; False (and the call ends the
+        old way, with the apology) when the call cannot move."""
+        state = self.bridge.hand_over(time.monotonic())
+        if state is None:
+            self.stop("server_shutdown")
+            return False
+        if self.up is not None:  # frozen: nothing more to say or hear on this session
+            with contextlib.suppress(Exception):
+                self.up.close()
+        resume_id = handover.new_resume_id()
+        try:
+            handover.save(get_redis(), state, resume_id)
+            handover.redirect(
+                self.cfg, state.call_sid, handover.redirect_twiml(self.cfg, state, resume_id)
+            )
+        except Exception as exc:
+            log.error(
+                "handover failed: %s",
+                str(exc)[:200] or type(exc).__name__,
+                extra={"call_sid": state.call_sid, "reason": "handover_failed"},
+            )
+            self._apply(self.bridge.on_handover_failed())
+            return False
+        log.info(
+            "call handed over to another relay (%.1f s used, %d lines)",
+            state.used_s,
+            len(state.lines),
+            extra={"call_sid": state.call_sid, "outcome": "handed_over"},
+        )
+        return True
 
     def tick(self, now: float) -> None:
         """The clock, from :data:`TICKER`: the bridge's time cap and fallbacks."""
@@ -283,7 +373,7 @@ class TwilioCall:
                 with contextlib.suppress(Exception):
                     self.up.close()
             with contextlib.suppress(Exception):
-                self.down.close(1000, ended.reason)
+                self.down.close(ended.close_code, ended.reason)
             gevent.killall([*greenlets, reader], block=True, timeout=2)
             self._finish(ended)
         return ended
@@ -294,12 +384,19 @@ class TwilioCall:
             "stream_sid": self.bridge.stream_sid,
             "reason": ended.reason,
         }
+        lines = self.bridge.transcript.lines
+        callers = sum(1 for who, _ in lines if who == "caller")
         log.info(
-            "call ended (%s); transcript:\n%s",
-            "deliberate" if ended.deliberate else "failure",
-            self.bridge.transcript_text() or "(empty)",
-            extra=ctx,
+            "call ended (%s) after %.1f s: %d transcript lines (%d caller, %d assistant)",
+            "deliberate" if ended.deliberate else ended.reason.replace("_", " "),
+            time.monotonic() - self.bridge.started_at,
+            len(lines),
+            callers,
+            len(lines) - callers,
+            extra={**ctx, "outcome": ended.reason},
         )
+        # What callers said is personal data: the full transcript only at DEBUG.
+        log.debug("call transcript:\n%s", self.bridge.transcript_text() or "(empty)", extra=ctx)
         if (
             ended.reason in ("voicemail_left", "voicemail_timeout", "time_limit")
             and self.end_call_rest is not None

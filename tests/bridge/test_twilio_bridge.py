@@ -12,6 +12,7 @@ from relay.playback import PlaybackTracker, b64_decoded_len
 from relay.twilio_bridge import BridgeSettings, EndCall, ToOpenAI, ToTwilio, TwilioBridge
 
 SID = "MZ" + "1" * 32
+CALL_SID = "CA" + "2" * 32
 
 
 def start_msg(**params: str) -> dict:
@@ -20,7 +21,7 @@ def start_msg(**params: str) -> dict:
         "streamSid": SID,
         "start": {
             "streamSid": SID,
-            "callSid": "CA" + "2" * 32,
+            "callSid": CALL_SID,
             "accountSid": "AC" + "3" * 32,
             "tracks": ["inbound"],
             "customParameters": params,
@@ -42,7 +43,9 @@ def twilio_msgs(outs) -> list[dict]:
 
 
 def make(params: dict | None = None, **kw) -> tuple[TwilioBridge, list]:
-    bridge = TwilioBridge(BridgeSettings(model="gpt-realtime-2.1", **kw), now=0.0)
+    bridge = TwilioBridge(
+        BridgeSettings(model="gpt-realtime-2.1", **kw), now=0.0, call_sid=CALL_SID
+    )
     params = {"direction": "inbound"} if params is None else params
     early = bridge.on_twilio(start_msg(**params), 0.0)
     assert early == []  # nothing goes out before the upstream is open
@@ -225,7 +228,7 @@ def test_stop_and_upstream_loss() -> None:
     assert bridge.on_twilio({"event": "stop", "streamSid": SID}, 3.0) == [
         EndCall("caller_hung_up", deliberate=True)
     ]
-    bridge2, _ = make()
+    bridge2, _ = make(reconnect_attempts=0)  # reconnects: tests/bridge/test_continuity.py
     assert bridge2.on_upstream_closed(2.0) == [EndCall("upstream_lost", deliberate=False)]
 
 

@@ -266,13 +266,13 @@ def test_fifty_concurrent_sessions_without_cross_talk(relay, echo):
     wait_for(lambda: echo.open_count() == 0)
 
 
-def test_sigterm_closes_sessions_with_1001_and_exits(start_relay, echo):
+def test_sigterm_closes_sessions_with_1012_and_exits(start_relay, echo):
     relay = start_relay(echo.url, name="deploy", BROWSER_SESSION_POLICY=PASSTHROUGH)
     ws = relay.browser()
     ws.send('{"type":"x"}')
     ws.recv()
     relay.proc.popen.terminate()
-    assert wait_closed(ws)[:2] == (1001, "server_shutdown")
+    assert wait_closed(ws)[:2] == (1012, "service_restart")  # the page reconnects
     assert relay.proc.popen.wait(15) == 0
     wait_for(lambda: echo.open_count() == 0)
 

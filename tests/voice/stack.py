@@ -25,6 +25,7 @@ from tests.support import (
     wait_for,
     wait_port,
 )
+from tests.voice.router import Router
 
 BOT_NUMBER = "+14082605145"
 CALLER = "+14155550100"
@@ -48,7 +49,10 @@ class VoiceStack:
         *,
         env: dict[str, str] | None = None,
         worker: bool = False,
+        relays: int = 1,
     ):
+        """``relays=2``: two relay processes behind a :class:`tests.voice.router.Router`
+        (``RELAY_PUBLIC_URL`` for everyone), new connections going to the first."""
         self.log_dir = log_dir
         self.key = secrets.token_bytes(32)
         self.auth_token = secrets.token_hex(16)
@@ -57,8 +61,12 @@ class VoiceStack:
         ports = [free_port() for _ in range(4)]
         self.realtime_port, self.twilio_port, self.web_port, self.relay_port = ports
         self.web_url = f"http://127.0.0.1:{self.web_port}"
-        self.relay_url = f"ws://127.0.0.1:{self.relay_port}"
+        self.relay_ports = [self.relay_port] + [free_port() for _ in range(relays - 1)]
+        self.router = Router(self.relay_port).start() if relays > 1 else None
+        public = self.router.port if self.router else self.relay_port
+        self.relay_url = f"ws://127.0.0.1:{public}"
         self.realtime_http = f"http://127.0.0.1:{self.realtime_port}"
+        self.twilio_url = f"http://127.0.0.1:{self.twilio_port}"
         self.env = base_env(
             {
                 "TWILIO_ACCOUNT_SID": self.account_sid,
@@ -102,15 +110,20 @@ class VoiceStack:
             ["--account-sid", self.account_sid, "--auth-token", self.auth_token],
         )
         self.procs["web"] = self._proc("web", "webhooks", self.web_port)
-        self.procs["relay"] = self._proc("relay", "relay", self.relay_port, env=self.relay_env)
+        for n, port in enumerate(self.relay_ports):
+            name = "relay" if n == 0 else f"relay{n + 1}"
+            self.procs[name] = self._proc(name, "relay", port, env=self.relay_env)
         if self.worker:
             args = celery_worker_args("worker", 1)
             self.procs["worker"] = Proc("worker", args, self.env, self.log_dir)
+        relays = [
+            ("relay" if n == 0 else f"relay{n + 1}", p) for n, p in enumerate(self.relay_ports)
+        ]
         for name, port in (
             ("realtime", self.realtime_port),
             ("twilio", self.twilio_port),
             ("web", self.web_port),
-            ("relay", self.relay_port),
+            *relays,
         ):
             wait_port(port, proc=self.procs[name].popen)
 
@@ -128,6 +141,8 @@ class VoiceStack:
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+        if self.router is not None:
+            self.router.stop()
 
     def logs(self) -> str:
         return "\n".join(f"==== {n}\n{p.log_text()[-6000:]}" for n, p in self.procs.items())
@@ -149,6 +164,10 @@ class VoiceStack:
         caller = phone.Phone(target.url, target.params, speed=speed, call_sid=sid)
         caller.connect()
         return Call(sid, target, caller)
+
+    def call_in(self) -> dial.SimCall:
+        """A call the Twilio simulator places and runs (TwiML followed, updates obeyed)."""
+        return dial.call_in(self.twilio_url, voice_url=self.web_url + "/twilio/voice")
 
     def after_stream(self, call: Call) -> dial.AfterStream:
         return dial.after_stream(call.target, self.auth_token, call.sid)

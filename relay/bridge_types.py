@@ -1,0 +1,78 @@
+"""What the call bridge is configured with and what it returns: plain values, no I/O.
+
+Kept apart from :mod:`relay.twilio_bridge` so the bridge module stays about decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from relay.handover import LoadResume
+from relay.reconnect import Reconnect
+
+#: OpenAI errors that are expected races, not faults (openai-realtime.md §3.7).
+BENIGN_ERRORS = {
+    "response_cancel_not_active",
+    "conversation_already_has_active_response",
+    "input_audio_buffer_commit_empty",
+}
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    model: str
+    voice: str = "ash"
+    turn_detection: str = "server_vad"
+    instructions: str = ""
+    time_limit_s: float = 600.0
+    goodbye_fallback_s: float = 20.0
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    reconnect_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class ToTwilio:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToOpenAI:
+    text: str
+
+
+@dataclass(frozen=True)
+class EndCall:
+    """Close the stream. ``deliberate`` ends mean a plain hang-up; others get the apology."""
+
+    reason: str
+    deliberate: bool
+    close_code: int = 1000
+
+
+Output = ToTwilio | ToOpenAI | EndCall | Reconnect | LoadResume
+
+
+@dataclass
+class Transcript:
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, who: str, text: str) -> None:
+        if text.strip():
+            self.lines.append((who, text.strip()))
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def transcript_of(response: dict[str, Any]) -> str:
+    """The audio transcript in a ``response.done`` payload's output items (GA shape)."""
+    parts = []
+    for item in response.get("output") or []:
+        for content in (item.get("content") or []) if isinstance(item, dict) else []:
+            if isinstance(content, dict) and isinstance(content.get("transcript"), str):
+                parts.append(content["transcript"])
+    return " ".join(parts)
