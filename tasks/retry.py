@@ -8,16 +8,19 @@ the backoff and the log line are the same everywhere, and :func:`is_transient` s
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import openai
 import redis
 import requests
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from common.config import Config
+from common.redis_util import get_redis
 from tasks.chat import EmptyReply
 
 log = logging.getLogger(__name__)
@@ -71,3 +74,38 @@ def retry_later(task: Any, cfg: Config, exc: Exception, ctx: dict[str, Any], wha
         extra={**ctx, "outcome": "retry"},
     )
     raise task.retry(exc=exc, countdown=countdown) from exc
+
+
+def locked_run(
+    task: Any, cfg: Config, lock_name: str, ctx: dict[str, Any], what: str, work: Callable[[], str]
+) -> str:
+    """Run ``work`` under a Redis lock named ``lock_name``, the way every notice task does.
+
+    Another delivery holding the lock → look again in a second (it may have died: the lock
+    expires after TASK_LOCK_SECONDS). A transient failure → :func:`retry_later`. Redis down →
+    raise, so the message stays unacknowledged and comes back with Redis. Any other failure
+    → the final-failure path: one error line naming ``what``, outcome ``failed``."""
+    lock = get_redis().lock(lock_name, timeout=cfg.task_lock_seconds)
+    try:
+        if not lock.acquire(blocking=False):
+            raise task.retry(countdown=1.0, max_retries=cfg.task_lock_seconds)
+        outcome = work()
+    except Retry:
+        raise
+    except Exception as exc:
+        if is_transient(exc) and task.request.retries < cfg.task_max_retries:
+            retry_later(task, cfg, exc, ctx, f"{what} failed")
+        if isinstance(exc, redis.RedisError):
+            raise
+        log.error(
+            "%s not sent: %s",
+            what,
+            f"{type(exc).__name__}: {exc}"[:300],
+            extra={**ctx, "outcome": "failed"},
+        )
+        return "failed"
+    finally:
+        with contextlib.suppress(Exception):  # expired or Redis gone: the TTL frees it
+            lock.release()
+    log.info("%s handled", what, extra={**ctx, "outcome": outcome})
+    return outcome

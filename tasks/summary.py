@@ -25,15 +25,13 @@ import json
 import logging
 from typing import Any
 
-import redis
 from celery import shared_task
-from celery.exceptions import Retry
 
 from common.config import Config, get_config
 from common.redis_util import get_redis, key
 from common.task_names import SUMMARIZE_CALL
 from common.twilio_client import get_twilio
-from tasks.retry import is_transient, retry_later
+from tasks.retry import is_transient, locked_run
 from tasks.twilio_ops import MARKER_SECONDS
 
 log = logging.getLogger(__name__)
@@ -201,30 +199,16 @@ def summarize_call(self, record: dict[str, Any], to: list[str] | None = None) ->
     if not call_sid or not (numbers or conversation):
         log.info("call summary not wanted", extra={**ctx, "outcome": "skipped"})
         return "skipped"
-    lock = get_redis().lock(key("lock", "summary", call_sid), timeout=cfg.task_lock_seconds)
-    try:
-        if not lock.acquire(blocking=False):  # another delivery is on it: look again soon
-            raise self.retry(countdown=1.0, max_retries=cfg.task_lock_seconds)
-        text = _text_once(self, cfg, record, call_sid)
-        outcome = _deliver(cfg, call_sid, text, numbers, conversation, ctx)
-    except Retry:
-        raise
-    except Exception as exc:
-        if is_transient(exc) and self.request.retries < cfg.task_max_retries:
-            retry_later(self, cfg, exc, ctx, "call summary failed")
-        if isinstance(exc, redis.RedisError):
-            raise  # unacknowledged: it comes back once Redis does
-        log.error(
-            "call summary not sent: %s",
-            f"{type(exc).__name__}: {exc}"[:300],
-            extra={**ctx, "outcome": "failed"},
-        )
-        return "failed"
-    finally:
-        with contextlib.suppress(Exception):
-            lock.release()
-    log.info("call summary handled", extra={**ctx, "outcome": outcome})
-    return outcome
+    return locked_run(
+        self,
+        cfg,
+        key("lock", "summary", call_sid),
+        ctx,
+        "call summary",
+        lambda: _deliver(
+            cfg, call_sid, _text_once(self, cfg, record, call_sid), numbers, conversation, ctx
+        ),
+    )
 
 
 def _text_once(task: Any, cfg: Config, record: dict[str, Any], call_sid: str) -> str:

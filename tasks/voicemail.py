@@ -9,20 +9,17 @@ with backoff; a notice that still cannot be sent is logged with its call SID.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
-import redis
 from celery import shared_task
-from celery.exceptions import Retry
 
 from common.config import Config, get_config
 from common.names import SMS_MAX_CHARS
 from common.redis_util import get_redis, key
 from common.task_names import NOTIFY_VOICEMAIL
 from common.twilio_client import get_twilio
-from tasks.retry import is_transient, retry_later
+from tasks.retry import locked_run
 from tasks.twilio_ops import MARKER_SECONDS
 
 log = logging.getLogger(__name__)
@@ -56,30 +53,14 @@ def notify_voicemail(self, notice: dict[str, Any]) -> str:
     if not cfg.voicemail_notify_to or not call_sid:
         log.info("voicemail notice not wanted", extra={**ctx, "outcome": "skipped"})
         return "skipped"
-    client = get_redis()
-    lock = client.lock(key("lock", "voicemail", call_sid), timeout=cfg.task_lock_seconds)
-    try:
-        if not lock.acquire(blocking=False):  # another delivery is sending it: look again soon
-            raise self.retry(countdown=1.0, max_retries=cfg.task_lock_seconds)
-        outcome = _send_once(cfg, notice, call_sid)
-    except Retry:
-        raise
-    except Exception as exc:
-        if is_transient(exc) and self.request.retries < cfg.task_max_retries:
-            retry_later(self, cfg, exc, ctx, "voicemail notice failed")
-        if isinstance(exc, redis.RedisError):
-            raise  # unacknowledged: it comes back once Redis does
-        log.error(
-            "voicemail notice not sent: %s",
-            f"{type(exc).__name__}: {exc}"[:300],
-            extra={**ctx, "outcome": "failed"},
-        )
-        return "failed"
-    finally:
-        with contextlib.suppress(Exception):
-            lock.release()
-    log.info("voicemail notice handled", extra={**ctx, "outcome": outcome})
-    return outcome
+    return locked_run(
+        self,
+        cfg,
+        key("lock", "voicemail", call_sid),
+        ctx,
+        "voicemail notice",
+        lambda: _send_once(cfg, notice, call_sid),
+    )
 
 
 def _send_once(cfg: Config, notice: dict[str, Any], call_sid: str) -> str:
