@@ -25,7 +25,11 @@ SESSION_UPDATE = {
 
 @pytest.fixture(scope="module")
 def relay(start_relay, sim: Sim) -> Relay:
-    return start_relay(sim.url, name="relay-sim", TRUSTED_PROXY_COUNT="1")
+    # These tests drive the simulator through the relay verbatim (the owned browser policy is
+    # tested in test_browser_policy_live.py).
+    return start_relay(
+        sim.url, name="relay-sim", TRUSTED_PROXY_COUNT="1", BROWSER_SESSION_POLICY="passthrough"
+    )
 
 
 @pytest.fixture(autouse=True)
