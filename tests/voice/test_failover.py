@@ -14,6 +14,8 @@ import json
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -145,6 +147,17 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
     s.stop()
 
 
+def draining_health(port: int) -> dict | None:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 503:
+            return json.loads(exc.read())
+    except OSError:
+        pass
+    return None
+
+
 class Listener:
     """Polls the simulator's call log: when each stream's heard audio last grew."""
 
@@ -204,6 +217,10 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
     old = pair.procs["relay"].popen
     old.send_signal(signal.SIGTERM)
     try:
+        # Draining from the first moment: 503, with the calls it still holds.
+        health = wait_for(lambda: draining_health(pair.relay_ports[0]), 10)
+        assert health["status"] == "draining" and health["calls"] >= 1
+        assert set(health) >= {"calls", "browser_sessions"}
         # Every call gets a second stream (the other relay), which carries on the answer.
         for c in calls:
             wait_for(lambda c=c: len(s := c.log()["streams"]) == 2 and s[1]["heard_ms"] > 300, 30)
