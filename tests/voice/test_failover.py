@@ -9,13 +9,9 @@ many calls: ``bench/failover.py``).
 
 from __future__ import annotations
 
-import itertools
 import json
 import signal
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +21,7 @@ from common import prompts
 from sandbox import dial, phone
 from tests.conftest import REDIS_URL
 from tests.support import wait_for
+from tests.voice.probes import Listener, draining_health, longest_silence
 from tests.voice.stack import Call, VoiceStack
 
 pytestmark = pytest.mark.usefixtures("redis_url")
@@ -35,12 +32,6 @@ GREET = "Greet the caller"
 
 def heard_ms(call: Call) -> float:
     return len(call.phone.heard) / BYTES_PER_MS
-
-
-def longest_silence(heard_log: list[tuple[float, int]], since: float) -> float:
-    """The longest stretch without new audio that reaches past ``since`` (seconds)."""
-    times = [t for t, _ in heard_log]
-    return max((b - a for a, b in itertools.pairwise(times) if b >= since), default=0.0)
 
 
 def item_texts(session: dict) -> list[tuple[str, str]]:
@@ -145,45 +136,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
     ).start(realtime_speed=1.0)
     yield s
     s.stop()
-
-
-def draining_health(port: int) -> dict | None:
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 503:
-            return json.loads(exc.read())
-    except OSError:
-        pass
-    return None
-
-
-class Listener:
-    """Polls the simulator's call log: when each stream's heard audio last grew."""
-
-    def __init__(self, call: dial.SimCall):
-        self.call = call
-        self.samples: list[tuple[float, list[int]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            streams = self.call.log()["streams"]
-            self.samples.append((time.monotonic(), [s["heard_ms"] for s in streams]))
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def gap(self) -> float:
-        """From the last growth of the first stream's audio to the first of the second's."""
-        final = max(h[0] for _, h in self.samples if h)
-        last_old = min(t for t, h in self.samples if h and h[0] == final)
-        first_new = min(t for t, h in self.samples if len(h) > 1 and h[1] > 0)
-        return first_new - last_old
 
 
 def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
