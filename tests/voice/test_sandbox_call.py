@@ -19,7 +19,10 @@ pytestmark = pytest.mark.usefixtures("redis_url")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    s = VoiceStack(tmp_path_factory.mktemp("sandbox-call"), REDIS_URL).start()
+    # DEBUG: the relay logs whole call transcripts only at that level.
+    s = VoiceStack(
+        tmp_path_factory.mktemp("sandbox-call"), REDIS_URL, relay_env={"LOG_LEVEL": "DEBUG"}
+    ).start()
     yield s
     s.stop()
 
@@ -61,7 +64,9 @@ def test_call_that_speaks_early_interrupts_the_greeting(stack: VoiceStack):
     assert "1 barge-in clear(s)" in done.stdout
     # The cut-off greeting stays in the call's transcript, marked as such.
     sid = done.stdout.split()[1].rstrip(":")
-    ended = wait_for(lambda: [ln for ln in relay_log(stack) if sid in ln and "transcript" in ln])
+    ended = wait_for(
+        lambda: [ln for ln in relay_log(stack) if sid in ln and "call transcript" in ln]
+    )
     assert "assistant (interrupted at " in ended[0]
 
 
