@@ -83,6 +83,14 @@ class FrameError(Exception):
         #: The offending frame was the peer's close frame: it will send nothing more, so
         #: there is nothing to wait for before closing TCP.
         self.peer_closed = False
+        #: False when the error is in a frame header: where the next frame starts is unknown.
+        self.in_sync = True
+
+
+def _bad_header(reason: str) -> FrameError:
+    exc = FrameError(CLOSE_PROTOCOL_ERROR, reason)
+    exc.in_sync = False
+    return exc
 
 
 # -- handshake ---------------------------------------------------------------------------------
@@ -148,17 +156,17 @@ def read_frame(
         raise EOFError("connection closed")
     b0, b1 = head[0], head[1]
     if b0 & 0x70:
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "reserved_bits")
+        raise _bad_header("reserved_bits")
     fin, opcode, has_mask, length = bool(b0 & 0x80), b0 & 0x0F, bool(b1 & 0x80), b1 & 0x7F
     if opcode & 0x8:
         if not fin or length > MAX_CONTROL_PAYLOAD:
-            raise FrameError(CLOSE_PROTOCOL_ERROR, "bad_control_frame")
+            raise _bad_header("bad_control_frame")
         if opcode > OP_PONG:
-            raise FrameError(CLOSE_PROTOCOL_ERROR, "unknown_opcode")
+            raise _bad_header("unknown_opcode")
     elif opcode > OP_BINARY:
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "unknown_opcode")
+        raise _bad_header("unknown_opcode")
     if has_mask != masked:
-        raise FrameError(CLOSE_PROTOCOL_ERROR, "unmasked_frame" if masked else "masked_frame")
+        raise _bad_header("unmasked_frame" if masked else "masked_frame")
     extra = (2 if length == 126 else 8 if length == 127 else 0) + (4 if has_mask else 0)
     mask = b""
     if extra:
@@ -170,7 +178,7 @@ def read_frame(
         elif length == 127:
             length = _U64.unpack_from(ext)[0]
             if length >> 63:
-                raise FrameError(CLOSE_PROTOCOL_ERROR, "bad_length")
+                raise _bad_header("bad_length")
         if has_mask:
             mask = ext[-4:]
     if length > max_bytes:

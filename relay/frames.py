@@ -20,6 +20,7 @@ import _socket
 import contextlib
 import errno
 from collections.abc import Callable
+from socket import SHUT_WR
 
 import gevent.lock
 import gevent.socket
@@ -191,6 +192,7 @@ class FastWebSocket(WebSocket):
 
     __slots__ = (
         "_assembler",
+        "_in_sync",
         "_peer_closed",
         "_send_lock",
         "_unread",
@@ -213,6 +215,7 @@ class FastWebSocket(WebSocket):
         #: What the peer's close frame said, if it sent one.
         self.peer_close_code: int | None = None
         self._peer_closed = False  # its close frame came, but was malformed
+        self._in_sync = True  # False after a bad frame header: frame boundaries are lost
         self._unread = 0
 
     @property
@@ -249,6 +252,7 @@ class FastWebSocket(WebSocket):
         except FrameError as exc:
             self._unread = exc.unread
             self._peer_closed = exc.peer_closed
+            self._in_sync = exc.in_sync
             self.close(exc.code, exc.reason)
         except (EOFError, OSError, AttributeError):
             # AttributeError: raw_read was cleared by a close() in another greenlet.
@@ -268,11 +272,21 @@ class FastWebSocket(WebSocket):
         Closing TCP with unread bytes in the receive buffer makes the kernel send a reset,
         which can destroy our close frame before the peer reads it (an oversized frame we
         refused unread is the usual case). Run under a timeout; stops at EOF or garbage.
+        After a bad frame header the peer's frames cannot be found any more: then our side is
+        shut down (the peer sees EOF after our close frame and closes) and bytes are dropped
+        up to the peer's EOF.
         """
         if self.peer_close_code is not None or self._peer_closed or self.raw_read is None:
             return
         read, budget = self.raw_read, max_bytes
         try:
+            if not self._in_sync:
+                sock = getattr(self.handler, "socket", None)
+                if sock is not None:
+                    sock.shutdown(SHUT_WR)
+                while budget > 0 and (chunk := read(min(budget, 65536))):
+                    budget -= len(chunk)
+                return
             skip, self._unread = self._unread, 0
             if skip > budget:
                 return

@@ -200,3 +200,24 @@ def test_a_malformed_peer_close_is_answered_1002_and_not_waited_on():
     before = len(requested)
     wire.ws.linger()  # the peer has closed: nothing more to read before TCP goes away
     assert len(requested) == before
+
+
+def test_after_a_bad_frame_header_linger_shuts_down_and_drains_to_the_peers_eof():
+    import gevent
+    import gevent.socket
+
+    server, client = gevent.socket.socketpair()
+    with server, client:
+        handler = SocketHandler(server, server.makefile("rb"))
+        ws = FastWebSocket({}, Stream(handler), handler)
+        # Reserved bits set: the payload after this header is not a frame boundary.
+        client.sendall(client_frame(OP_TEXT, b"\x81\x7e\xff\xff" * 4, rsv=0x40))
+        assert ws.receive_raw() is None and ws.close_code == 1002
+        lingering = gevent.spawn(ws.linger)
+        reader = client.makefile("rb")
+        assert read_frame(reader.read, 125, masked=False)[1] == OP_CLOSE
+        assert reader.read(1) == b""  # our side was shut down after the close frame
+        reader.close()
+        client.close()
+        lingering.join(5)
+        assert lingering.dead and lingering.successful()
