@@ -22,6 +22,7 @@ frame.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -127,7 +128,11 @@ def first_subprotocol(header: str | None) -> str | None:
 
 
 def check_token(
-    token: str | None, key: bytes, surfaces: tuple[str, ...], now_ms: int | None = None
+    token: str | None,
+    key: bytes,
+    surfaces: tuple[str, ...],
+    now_ms: int | None = None,
+    max_lifetime_ms: int = tokens.DEFAULT_MAX_LIFETIME_MS,
 ) -> tokens.Claims | Refusal:
     """The token's claims if it is valid for one of ``surfaces``, else a 401 refusal."""
     if not token:
@@ -137,7 +142,9 @@ def check_token(
     error = tokens.TokenError("wrong_origin")
     for surface in surfaces:
         try:
-            return tokens.validate(token, key, surface, now_ms=now_ms)
+            return tokens.validate(
+                token, key, surface, now_ms=now_ms, max_lifetime_ms=max_lifetime_ms
+            )
         except tokens.TokenError as exc:
             error = exc
             if exc.reason != "wrong_origin":
@@ -146,12 +153,49 @@ def check_token(
 
 
 def stream_signature_ok(cfg: Config, url_path: str, signature: str) -> bool:
-    """``X-Twilio-Signature`` of a Media Streams upgrade: the ``wss://`` URL exactly as the
-    TwiML wrote it (``RELAY_PUBLIC_URL`` + path), with no parameters (twilio.md §1.5)."""
+    """``X-Twilio-Signature`` of a Media Streams upgrade. Twilio signs the ``wss://`` URL
+    exactly as the TwiML wrote it (``RELAY_PUBLIC_URL`` + path, never the Host a router passes
+    on) with no parameters, and sends the header on every Media Streams upgrade."""
     if not cfg.twilio_auth_token or not cfg.relay_public_url:
         return False
     url = cfg.relay_public_url.rstrip("/") + url_path
     return RequestValidator(cfg.twilio_auth_token).validate(url, {}, signature)
+
+
+def signed_url_for_log(cfg: Config, url_path: str) -> str:
+    """The URL a signature was checked over, with the token cut out (tokens are never logged)."""
+    path = re.sub(r"^/(token|auth)/[^/?#]*", r"/\1/…", url_path)
+    return (cfg.relay_public_url or "<RELAY_PUBLIC_URL unset>").rstrip("/") + path
+
+
+def _stream_signature(cfg: Config, url_path: str, signature: str | None) -> Refusal | None:
+    """The refusal for a Media Streams upgrade whose signature is missing or wrong, or None.
+    With TWILIO_STREAM_SIGNATURE=log a bad signature is only logged (an operator's switch,
+    should a live call show Twilio not signing)."""
+    if not cfg.twilio_validate_signatures:
+        return None
+    if signature is None:
+        refusal = Refusal(403, "missing_signature", "X-Twilio-Signature is required")
+    elif not stream_signature_ok(cfg, url_path, signature):
+        refusal = Refusal(403, "bad_signature", "X-Twilio-Signature does not match")
+    else:
+        return None
+    checked = signed_url_for_log(cfg, url_path)
+    if cfg.twilio_stream_signature == "log":
+        log.warning(
+            "Media Streams upgrade %s (checked over %s); admitted: TWILIO_STREAM_SIGNATURE=log",
+            refusal.reason,
+            checked,
+            extra={"reason": refusal.reason},
+        )
+        return None
+    log.warning(
+        "Media Streams upgrade %s; the signature was checked over %s",
+        refusal.reason,
+        checked,
+        extra={"reason": refusal.reason},
+    )
+    return for_twilio(refusal)
 
 
 def for_twilio(refusal: Refusal, code: int = CLOSE_POLICY) -> Refusal:
@@ -222,7 +266,11 @@ def admit(
     always send one), so a refused upgrade without an Origin is answered the Twilio way:
     accepted, then closed 1008."""
     claims = check_token(
-        tokens.token_from_request(path, query_string), cfg.encryption_key, surfaces, now_ms
+        tokens.token_from_request(path, query_string),
+        cfg.encryption_key,
+        surfaces,
+        now_ms,
+        cfg.token_max_lifetime_seconds * 1000,
     )
     if isinstance(claims, tokens.Claims) and claims.origin == TWILIO:
         if origin is not None:  # a browser page: Twilio never sends Origin
@@ -299,14 +347,10 @@ def _admit_twilio(
     slots: Slots | None,
 ) -> Admitted | Refusal:
     """Twilio: no Origin or per-IP limit (all calls come from Twilio's few addresses); the
-    upgrade signature is checked when present; the process cap applies; the token still
-    opens one stream only."""
-    if (
-        signature is not None
-        and cfg.twilio_validate_signatures
-        and not stream_signature_ok(cfg, url_path, signature)
-    ):
-        return for_twilio(Refusal(403, "bad_signature", "X-Twilio-Signature does not match"))
+    upgrade must be signed by Twilio; the process cap applies; the token still opens one
+    stream only (and, bound to its call, only that call's stream: checked at ``start``)."""
+    if (refusal := _stream_signature(cfg, url_path, signature)) is not None:
+        return refusal
     lease = slots.reserve(TWILIO, ip) if slots is not None else None
     if isinstance(lease, Refusal):
         return for_twilio(lease, CLOSE_TRY_AGAIN)

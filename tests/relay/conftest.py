@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import websocket
+from twilio.request_validator import RequestValidator
 
 from common import tokens
 from tests.relay.doubles import EchoUpstream
@@ -30,6 +31,7 @@ from tests.support import PYTHON, TEST_REDIS_DB, Proc, base_env, free_port, wait
 
 KEY = os.urandom(32)
 API_KEY = "sk-sim-relay-tests"
+TWILIO_AUTH_TOKEN = "relay-tests-twilio-auth-token"
 ORIGIN = "https://www.gateframes.com"
 REDIS_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
 _ips = itertools.count(1)
@@ -83,11 +85,16 @@ class Relay:
         path: str | None = None,
         protocols: list[str] | None = None,
         timeout: float = 15,
+        signed: bool = False,
     ) -> websocket.WebSocket:
-        """Open a browser socket (raises websocket.WebSocketBadStatusException on refusal)."""
+        """Open a browser socket (raises websocket.WebSocketBadStatusException on refusal).
+        ``signed`` adds Twilio's X-Twilio-Signature, as a Media Streams upgrade carries."""
         token = mint() if token is None else token
         url = self.base + (path if path is not None else f"/token/{token}")
         headers = [f"X-Forwarded-For: {ip or fresh_ip()}"]
+        if signed:
+            signature = RequestValidator(TWILIO_AUTH_TOKEN).compute_signature(url, {})
+            headers.append(f"X-Twilio-Signature: {signature}")
         kwargs: dict[str, Any] = {"header": headers, "timeout": timeout}
         if origin is None:
             kwargs["suppress_origin"] = True
@@ -173,6 +180,9 @@ def start_relay(logs_dir: Path) -> Iterator[Callable[..., Relay]]:
                 "ENCRYPTION_KEY": base64.b64encode(KEY).decode(),
                 "REDIS_URL": REDIS_URL,
                 "LOG_FORMAT": "text",
+                # Media Streams upgrades are signed over RELAY_PUBLIC_URL + path
+                "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+                "RELAY_PUBLIC_URL": f"ws://127.0.0.1:{port}",
                 **env,
             }
         )

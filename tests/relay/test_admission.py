@@ -224,16 +224,18 @@ def test_store_down_fails_closed_with_503():
 
 def test_query_token_and_twilio_surface_without_origin():
     gate = FakeGate()
+    token = mint("twilio")
     got = admit(
-        replace(CFG),
+        replace(TWILIO_CFG),
         gate,
         path="/",
-        query_string=f"auth={mint('twilio')}",
+        query_string=f"auth={token}",
         origin=None,
         ip="198.51.100.1",
         protocols="audio",
         surfaces=("client", "twilio"),
         now_ms=NOW,
+        signature=sign(f"wss://relay.example.com/?auth={token}"),
     )
     assert isinstance(got, Admitted) and got.surface == "twilio" and got.subprotocol == "audio"
     assert gate.hits == []  # the per-IP browser limit does not apply to Twilio
@@ -248,7 +250,12 @@ TWILIO_CFG = Config(
 BOTH = ("client", "twilio")
 
 
-def run_twilio(gate: FakeGate, path: str, signature: str | None = None, cfg: Config = TWILIO_CFG):
+SIGNED = "<sign the path as Twilio does>"
+
+
+def run_twilio(gate: FakeGate, path: str, signature: str | None = SIGNED, cfg: Config = TWILIO_CFG):
+    if signature == SIGNED:
+        signature = sign("wss://relay.example.com" + path)
     return admit(
         cfg,
         gate,
@@ -285,6 +292,36 @@ def test_twilio_replay_is_closed_1008():
     assert isinstance(run_twilio(gate, f"/token/{token}"), Admitted)
     got = run_twilio(gate, f"/token/{token}")
     assert isinstance(got, Refusal) and (got.reason, got.close_code) == ("token_replayed", 1008)
+
+
+def test_twilio_upgrade_without_signature_is_refused():
+    """Twilio signs every Media Streams upgrade: one without the header is not Twilio."""
+    gate = FakeGate()
+    got = run_twilio(gate, f"/token/{mint('twilio')}", signature=None)
+    assert isinstance(got, Refusal) and (got.reason, got.close_code) == ("missing_signature", 1008)
+    assert gate.nonces == {}  # the token is not used up by the refused stream
+
+
+def test_stream_signature_log_only_switch_admits_and_logs(caplog):
+    log_only = replace(TWILIO_CFG, twilio_stream_signature="log")
+    with caplog.at_level("WARNING", logger="relay.admission"):
+        token = mint("twilio")
+        got = run_twilio(FakeGate(), f"/token/{token}", signature=None, cfg=log_only)
+    assert isinstance(got, Admitted)
+    [line] = [
+        r.getMessage() for r in caplog.records if "TWILIO_STREAM_SIGNATURE=log" in r.getMessage()
+    ]
+    assert "wss://relay.example.com/token/…" in line and token not in line
+
+
+def test_a_ten_year_token_is_refused():
+    forever = tokens.mint(KEY, "client", ttl_seconds=10 * 365 * 24 * 3600, now_ms=NOW)
+    got = run(FakeGate(), forever)
+    assert isinstance(got, Refusal) and (got.status, got.reason) == (401, "token_lifetime")
+    shorter = replace(CFG, token_max_lifetime_seconds=60)
+    five_minutes = tokens.mint(KEY, "client", ttl_seconds=300, now_ms=NOW)
+    got = run(FakeGate(), five_minutes, cfg=shorter)
+    assert isinstance(got, Refusal) and got.reason == "token_lifetime"
 
 
 def test_twilio_signature_checked_when_present():
@@ -351,7 +388,8 @@ def test_a_replayed_token_gives_its_slot_back():
 def test_a_full_process_closes_a_twilio_stream_1013():
     cap = Capacity(per_ip=1, total=1)
     cap.reserve("client", "203.0.113.1")
-    got = admit(TWILIO_CFG, FakeGate(), path=f"/token/{mint('twilio')}", query_string="",
+    path = f"/token/{mint('twilio')}"
+    got = admit(TWILIO_CFG, FakeGate(), path=path, query_string="",
                 origin=None, ip="198.51.100.9", protocols="audio", surfaces=BOTH, now_ms=NOW,
-                slots=cap)  # fmt: skip
+                slots=cap, signature=sign("wss://relay.example.com" + path))  # fmt: skip
     assert isinstance(got, Refusal) and (got.reason, got.close_code) == ("relay_full", 1013)

@@ -84,7 +84,7 @@ def test_a_full_process_refuses_browsers_503_and_closes_calls_1013(start_relay, 
     err = refused(relay, ip=fresh_ip())
     assert err.status_code == 503 and b"relay_full" in err.resp_body
     # A Twilio stream is accepted and closed, so Twilio plays the after-TwiML apology.
-    call = relay.browser(token=mint("twilio"), origin=None, protocols=["audio"])
+    call = relay.browser(token=mint("twilio"), origin=None, protocols=["audio"], signed=True)
     assert wait_closed(call)[:2] == (1013, "relay_full")
     assert metric(relay, 'relay_upgrades_refused_total{reason="relay_full"}') == 2
     assert echo.open_count() == 2  # neither refusal reached OpenAI

@@ -161,7 +161,9 @@ class VoiceStack:
         target = dial.voice_webhook(
             self.web_url, self.auth_token, call_sid=sid, from_=from_, to=to, answered_by=answered_by
         )
-        caller = phone.Phone(target.url, target.params, speed=speed, call_sid=sid)
+        caller = phone.Phone(
+            target.url, target.params, speed=speed, call_sid=sid, auth_token=self.auth_token
+        )
         caller.connect()
         return Call(sid, target, caller)
 

@@ -63,7 +63,9 @@ def test_machine_start_leaves_the_voicemail(stack: VoiceStack) -> None:
     assert stream is not None
     params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     assert (params["amd"], params["callSid"]) == ("machine_start", sid)
-    caller = phone.Phone(stream.get("url", ""), params, speed=4, call_sid=sid)
+    caller = phone.Phone(
+        stream.get("url", ""), params, speed=4, call_sid=sid, auth_token=stack.auth_token
+    )
     caller.connect()
     caller.start_line()
     assert caller.wait_closed(60), "the relay should end a voicemail call by itself"

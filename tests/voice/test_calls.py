@@ -221,14 +221,17 @@ def test_bad_or_replayed_tokens_are_closed_1008(stack: VoiceStack):
     assert bad.wait_closed(10) and bad.close_code == 1008
     call = stack.place_call(speed=4)
     end_call(call)
-    replay = phone.Phone(call.target.url, call.target.params)
+    replay = phone.Phone(call.target.url, call.target.params, auth_token=stack.auth_token)
     replay.connect()
     assert replay.wait_closed(10)
     assert (replay.close_code, replay.close_reason) == (1008, "token_replayed")
 
 
-def test_upgrade_signature_is_checked_when_present(stack: VoiceStack):
-    for forged in (True, False):
+def test_upgrade_must_be_signed_by_twilio(stack: VoiceStack):
+    """A stream upgrade without X-Twilio-Signature, or with a forged one, is refused (1008)
+    before OpenAI is opened; the signed one is served."""
+    r = redis.Redis.from_url(stack.env["REDIS_URL"])
+    for signature in (None, "forged", "good"):
         sid = dial.new_call_sid()
         target = dial.voice_webhook(
             stack.web_url,
@@ -239,20 +242,26 @@ def test_upgrade_signature_is_checked_when_present(stack: VoiceStack):
         )
         # Twilio signs the wss:// URL exactly as the TwiML wrote it, with no parameters.
         good = RequestValidator(stack.auth_token).compute_signature(target.url, {})
-        caller = phone.Phone(
-            target.url,
-            target.params,
-            headers={"X-Twilio-Signature": "forged" if forged else good},
-            call_sid=sid,
+        headers = (
+            {}
+            if signature is None
+            else {"X-Twilio-Signature": good if signature == "good" else signature}
         )
+        caller = phone.Phone(target.url, target.params, headers=headers, call_sid=sid)
         caller.connect()
-        if forged:
-            assert caller.wait_closed(10)
-            assert (caller.close_code, caller.close_reason) == (1008, "bad_signature")
-        else:
+        caller.start_line()
+        if signature == "good":
             wait_for(lambda c=caller: len(c.heard) > 0)
             caller.hang_up()
             assert caller.wait_closed(10)
+            continue
+        assert caller.wait_closed(10)
+        reason = "missing_signature" if signature is None else "bad_signature"
+        assert (caller.close_code, caller.close_reason) == (1008, reason)
+        assert caller.heard == bytearray()
+        assert r.keys(f"*{sid}*") == []  # nothing of the refused call reached Redis
+        log = stack.procs["relay"].log_text()
+        assert f"upgrade {reason}" in log and "/token/…" in log
 
 
 # ==== time cap =================================================================================

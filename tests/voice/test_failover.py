@@ -113,7 +113,7 @@ def test_a_stream_token_for_another_call_is_closed_1008_and_writes_nothing(stack
     target = dial.voice_webhook(
         stack.web_url, stack.auth_token, call_sid=mine, from_="+14155550100", to="+14082605145"
     )
-    intruder = phone.Phone(target.url, target.params, call_sid=other)
+    intruder = phone.Phone(target.url, target.params, call_sid=other, auth_token=stack.auth_token)
     intruder.connect()
     intruder.start_line()
     assert intruder.wait_closed(10)
