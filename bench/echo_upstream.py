@@ -17,6 +17,11 @@ the barge-in magic is answered with ``input_audio_buffer.speech_started`` instea
 time that was sent is reported in a follow-up delta of a new response (the caller measures
 speech_started sent → ``clear`` received).
 
+``--pace-ms 20`` is the other traffic shape, the one OpenAI produces: every session sends a
+20 ms delta every 20 ms on its own clock (a random phase per session), whatever arrives. A
+stamped append is queued and its stamp goes out in the next delta (receive and send times as
+above, so both hops are still measured); when none is queued the delta is plain silence.
+
 ``GET /healthz`` answers ok; ``GET /stats`` returns counters (appends seen, echoes sent,
 barge-ins, connections), so the bench can tell where a lost frame was lost. Raw asyncio, no
 WebSocket library: per message it costs a fraction of what the relay does.
@@ -27,10 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import random
 import signal
 import struct
 import sys
 import time
+from collections import deque
 
 import orjson
 
@@ -54,11 +61,15 @@ MAGIC = b"GFTS"  # a load frame: echo it with timestamps
 BARGE = b"GFBI"  # the caller speaks: answer speech_started
 BARGE_SENT = b"GFBS"  # the follow-up that reports when speech_started was sent
 
-STATS = {"connections": 0, "appends": 0, "stamped": 0, "echoed": 0, "barge_ins": 0}
+STATS = {"connections": 0, "appends": 0, "stamped": 0, "echoed": 0, "barge_ins": 0, "paced": 0}
+#: 20 ms of μ-law silence, base64 (what a paced delta carries when no stamp is queued).
+SILENCE_B64 = base64.b64encode(b"\xff" * 160).decode()
 
 
 class EchoSession(asyncio.Protocol):
     delta_type = "response.output_audio.delta"
+    #: 0: echo each append at once; else send one delta every this many ns.
+    pace_ns = 0
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -66,10 +77,31 @@ class EchoSession(asyncio.Protocol):
         self.ws: Deframer | None = None
         self.turn = 1
         self.events = 0
+        self.queued: deque[tuple[tuple, int, str]] = deque()  # (stamp, received ns, tail)
+        self.timer: asyncio.TimerHandle | None = None
 
     # -- transport ---------------------------------------------------------------------------
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def tick(self, due: int) -> None:
+        """One paced delta: the oldest queued stamp, or silence."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.queued:
+            stamp, seen, tail = self.queued.popleft()
+            self.send_delta(stamp, tail, seen)
+        else:
+            self.send_delta(None, SILENCE_B64, 0)
+        STATS["paced"] += 1
+        due += self.pace_ns
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (due - time.monotonic_ns()) / 1e9)
+        self.timer = loop.call_at(loop.time() + delay, self.tick, due)
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
@@ -109,6 +141,10 @@ class EchoSession(asyncio.Protocol):
         )
         self.ws = Deframer()
         STATS["connections"] += 1
+        if self.pace_ns:
+            first = time.monotonic_ns() + random.randrange(self.pace_ns)
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later((first - time.monotonic_ns()) / 1e9, self.tick, first)
         self.send(
             {
                 "type": "session.created",
@@ -151,6 +187,17 @@ class EchoSession(asyncio.Protocol):
         if stamp is not None and stamp[0] == BARGE:
             self.barge_in(stamp, audio, now)
             return
+        if stamp is not None and stamp[0] == MAGIC:
+            STATS["stamped"] += 1
+            if self.pace_ns:
+                self.queued.append((stamp, now, audio[STAMP_B64:]))
+                return
+            self.send_delta(stamp, audio[STAMP_B64:], now)
+        else:
+            self.send_delta(None, audio, now)
+
+    def send_delta(self, stamp: tuple | None, audio: str, seen: int) -> None:
+        """One delta; a stamp gets the receive time ``seen`` and the send time written in."""
         prefix = (
             b'{"type":"' + self.delta_type.encode() + b'","event_id":"event_e'
             + str(self.events).encode() + b'","response_id":"resp_' + str(self.turn).encode()
@@ -158,11 +205,10 @@ class EchoSession(asyncio.Protocol):
             + b'","output_index":0,"content_index":0,"delta":"'
         )  # fmt: skip
         self.events += 1
-        if stamp is not None and stamp[0] == MAGIC:
-            STATS["stamped"] += 1
+        if stamp is not None:
             sent = time.monotonic_ns()
-            head = base64.b64encode(STAMP.pack(MAGIC, stamp[1], stamp[2], stamp[3], now, sent))
-            body = prefix + head + audio[STAMP_B64:].encode() + b'"}'
+            head = base64.b64encode(STAMP.pack(MAGIC, stamp[1], stamp[2], stamp[3], seen, sent))
+            body = prefix + head + audio.encode() + b'"}'
         else:
             body = prefix + audio.encode() + b'"}'
         self.transport.write(frame(OP_TEXT, body, masked=False))
@@ -185,8 +231,9 @@ class EchoSession(asyncio.Protocol):
         # (on_audio echoes it as an ordinary, unstamped delta of the new response)
 
 
-async def serve(host: str, port: int, delta_type: str) -> None:
+async def serve(host: str, port: int, delta_type: str, pace_ms: float = 0) -> None:
     EchoSession.delta_type = delta_type
+    EchoSession.pace_ns = int(pace_ms * 1e6)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(EchoSession, host, port, backlog=1024)
     stop = loop.create_future()
@@ -206,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         default="response.output_audio.delta",
         help="response.audio.delta for a relay written against the beta API",
     )
+    parser.add_argument("--pace-ms", type=float, default=0, help="paced deltas (0: echo)")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.delta_type))
+    asyncio.run(serve(args.host, args.port, args.delta_type, args.pace_ms))
     return 0
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import heapq
+import hmac
 import json
 import os
 import secrets
@@ -45,14 +47,23 @@ TAIL_B64 = base64.b64encode(b"\xff" * (FRAME_BYTES - STAMP.size))
 class Call(asyncio.Protocol):
     """One simulated Twilio stream."""
 
-    def __init__(self, gen: Generator, idx: int, url: str, echo_marks: bool = True):
+    def __init__(self, gen: Generator, idx: int, url: str, echo_marks: int = 1):
+        #: Echo one mark in ``echo_marks`` (1: every mark, as Twilio does; 0: none).
         self.gen, self.idx, self.echo_marks = gen, idx, echo_marks
+        self.marks = 0
         parts = urlsplit(url)
         if parts.scheme != "ws":
             raise ValueError("the bench speaks ws:// only")
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.sid = ("MZ" + secrets.token_hex(16)).encode()
+        self.call_sid = "CA" + secrets.token_hex(16)  # the one the stream's token names
+        # Twilio signs the stream URL as its TwiML wrote it (the relay's public origin + path).
+        self.signature = ""
+        if gen.spec.get("auth_token") and gen.spec.get("public_url"):
+            signed = gen.spec["public_url"].rstrip("/") + self.target
+            digest = hmac.new(gen.spec["auth_token"].encode(), signed.encode(), hashlib.sha1)
+            self.signature = base64.b64encode(digest.digest()).decode()
         self.transport: asyncio.Transport | None = None
         self.head = b""
         self.ws: Deframer | None = None
@@ -68,10 +79,13 @@ class Call(asyncio.Protocol):
         self.transport = transport
         self.key = base64.b64encode(os.urandom(16))
         transport.write(
-            f"GET {self.target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Key: {self.key.decode()}\r\nSec-WebSocket-Protocol: audio\r\n"
-            "\r\n".encode("latin-1")
+            (
+                f"GET {self.target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Key: {self.key.decode()}\r\nSec-WebSocket-Protocol: audio\r\n"
+                + (f"X-Twilio-Signature: {self.signature}\r\n" if self.signature else "")
+                + "\r\n"
+            ).encode("latin-1")
         )
 
     def connection_lost(self, exc) -> None:
@@ -121,7 +135,7 @@ class Call(asyncio.Protocol):
         start = {
             "accountSid": "AC" + "0" * 32,
             "streamSid": sid,
-            "callSid": "CA" + secrets.token_hex(16),
+            "callSid": self.call_sid,
             "tracks": ["inbound"],
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             "customParameters": {"direction": "inbound"},
@@ -183,7 +197,8 @@ class Call(asyncio.Protocol):
             elif magic == BARGE_SENT and self.barge_done and not self.barge_done.done():
                 self.barge_done.set_result((self.cleared_at, echoed))
         elif event == "mark":
-            if self.echo_marks:
+            self.marks += 1
+            if self.echo_marks and self.marks % self.echo_marks == 0:
                 mark, sid = {"name": msg["mark"]["name"]}, self.sid.decode()
                 self.send_json(
                     {"event": "mark", "sequenceNumber": str(self.seq + 2), "streamSid": sid,
@@ -210,11 +225,12 @@ class Generator:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(16)
-        echo_marks = self.spec["role"] == "load"
+        echo_marks = self.spec.get("echo_marks", 1) if self.spec["role"] == "load" else 0
 
-        async def one(idx: int, url: str) -> Call | None:
+        async def one(idx: int, url: str, call_sid: str) -> Call | None:
             async with gate:
                 call = Call(self, idx, url, echo_marks)
+                call.call_sid = call_sid
                 try:
                     await loop.create_connection(lambda: call, call.host, call.port)
                     await asyncio.wait_for(call.opened, 10)
@@ -224,7 +240,7 @@ class Generator:
                 call.begin()
                 return call
 
-        opened = await asyncio.gather(*(one(i, u) for i, u in self.spec["calls"]))
+        opened = await asyncio.gather(*(one(*c) for c in self.spec["calls"]))
         self.calls = [c for c in opened if c is not None]
 
     async def pump(self, t_start: int, t_end: int) -> None:

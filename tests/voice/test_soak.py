@@ -19,11 +19,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from bench.relay_load import run_load, wait_http
+from bench.relay_load import Target, run_load, wait_http
 from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack
 from tests.support import PYTHON, ROOT, base_env, free_port, wait_for, wait_port
@@ -74,13 +73,11 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         wait_port(relay_port)
         stack.start()
         template = f"ws://127.0.0.1:{relay_port}/token/{{token}}"
-        load_args = SimpleNamespace(
-            generators=2, seconds=SECONDS, warmup=2.0, barge_in=0, py_spy=None
+        target = Target(template, key, relay.pid, sim_port, sim.pid)
+        calls: list = []
+        caller = threading.Thread(
+            target=lambda: calls.append(run_load(target, CALLS, SECONDS, generators=2))
         )
-        ctx = {"template": template, "key": key, "pid": relay.pid}
-        ctx |= {"upstream_port": sim_port, "upstream_pid": sim.pid}
-        calls: dict = {}
-        caller = threading.Thread(target=lambda: calls.update(run_load(load_args, CALLS, ctx)))
         caller.start()
 
         sent: list[dict] = []
@@ -113,7 +110,8 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         end_rss = {"relay": rss_kib(relay.pid), "web": tree_rss_kib(web_pid)}
 
         assert calls, "the call load did not finish"
-        assert calls["errors"] == [] and calls["lost"] == 0 and calls["opened"] == CALLS, calls
+        load = calls[0]
+        assert load.errors == [] and load.lost == 0 and load.opened == CALLS, load
         assert errors == [], errors[:5]
         want = {s["message_sid"] for s in sent}
 
@@ -123,7 +121,7 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
             growth = (end_rss[name] - base_rss[name]) / base_rss[name]
             print(f"{name} RSS {base_rss[name]} KiB -> {end_rss[name]} KiB ({growth:+.1%})")
             assert growth < 0.10, (name, base_rss[name], end_rss[name])
-        print(f"calls: {calls}")
+        print(f"calls: {load}")
         print(f"texts: {len(sent)} sent, all answered once")
     finally:
         stack.stop()
