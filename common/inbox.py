@@ -90,7 +90,3 @@ def log_context(event: dict[str, Any], outcome: str) -> dict[str, Any]:
         "message_sid": event.get("MessageSid"),
         "outcome": outcome,
     }
-
-
-def size() -> int:
-    return int(get_redis().zcard(INDEX))

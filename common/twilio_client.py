@@ -19,29 +19,33 @@ from common.config import Config, get_config
 
 
 class RebasedHttpClient(TwilioHttpClient):
-    """Send every request to ``base_url`` (scheme + host), keeping path and query."""
+    """Send every request to ``base_url`` (scheme + host[:port]), keeping path and query.
+    The simulator's own tests use this same class, so they exercise the production client."""
 
-    def __init__(self, base_url: str | None, timeout: float):
-        super().__init__(timeout=timeout)
+    def __init__(self, base_url: str | None, timeout: float | None = 10.0, **kwargs: object):
+        super().__init__(timeout=timeout, **kwargs)  # type: ignore[arg-type]
         self._base = urlsplit(base_url) if base_url else None
+
+    def rebase(self, url: str) -> str:
+        if self._base is None:
+            return url
+        parts = urlsplit(url)
+        return urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
 
     def request(
         self,
-        method,
-        url,
-        params=None,
-        data=None,
-        headers=None,
-        auth=None,
-        timeout=None,
-        allow_redirects=False,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
     ) -> Response:
-        if self._base is not None:
-            parts = urlsplit(url)
-            url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
         return super().request(
             method,
-            url,
+            self.rebase(url),
             params=params,
             data=data,
             headers=headers,
