@@ -27,6 +27,7 @@ log = logging.getLogger("relay")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m relay", description=__doc__)
+    # Loopback by default (a developer's machine); the Procfile and bin/web pass 0.0.0.0.
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     args = parser.parse_args(argv)
@@ -36,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(cfg, "relay")
-    for name in ("ENCRYPTION_KEY", "OPENAI_API_KEY"):
-        if not getattr(cfg, name.lower()):
-            log.warning("%s is not set: browser sessions cannot be opened", name)
+    if not cfg.encryption_key:
+        log.warning("ENCRYPTION_KEY is not set: no token can be checked, every session is refused")
+    if not cfg.openai_api_key:
+        log.warning("OPENAI_API_KEY is not set: calls and browser sessions cannot reach OpenAI")
+    if not cfg.twilio_auth_token and cfg.twilio_validate_signatures:
+        log.warning("TWILIO_AUTH_TOKEN is not set: every Media Streams upgrade will be refused")
     if cfg.browser_session_policy == "passthrough":
         log.warning(
             "BROWSER_SESSION_POLICY=passthrough: browsers may set any session field "
