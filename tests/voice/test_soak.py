@@ -1,4 +1,5 @@
-"""Soak (``make soak``): 100 phone calls and 50 texts a second for five minutes, side by side.
+"""Soak (``make soak``): 100 phone calls and 50 texts a second, side by side, for
+``SOAK_SECONDS`` (300 by default).
 
 Calls are the benchmark's (``bench.relay_load``): 50 timestamped media frames a second each,
 through a relay to the benchmark's echoing Realtime endpoint (``bench.echo_upstream``), marks
@@ -58,6 +59,7 @@ def tree_rss_kib(pid: int) -> int:
 
 def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
     key, sim_port, relay_port = secrets.token_bytes(32), free_port(), free_port()
+    auth_token, relay_url = secrets.token_hex(16), f"ws://127.0.0.1:{relay_port}"
     env = base_env({"LOG_LEVEL": "WARNING"})
     sim = subprocess.Popen(
         [PYTHON, "-m", "bench.echo_upstream", "--port", str(sim_port)],
@@ -66,14 +68,19 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         [PYTHON, "-m", "relay", "--port", str(relay_port)], cwd=ROOT,
         env={**env, "OPENAI_API_KEY": "sk-soak", "ENCRYPTION_KEY": base64.b64encode(key).decode(),
              "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{sim_port}/v1/realtime",
-             "REDIS_URL": REDIS_URL, "SESSION_TIME_LIMIT_SECONDS": "3600"})  # fmt: skip
+             "REDIS_URL": REDIS_URL, "SESSION_TIME_LIMIT_SECONDS": "3600",
+             # streams are signed like Twilio's, over RELAY_PUBLIC_URL + path
+             "TWILIO_AUTH_TOKEN": auth_token, "RELAY_PUBLIC_URL": relay_url})  # fmt: skip
     stack = Stack(tmp_path, REDIS_URL, env={"LOG_LEVEL": "WARNING"}, worker_concurrency=4)
     try:
         wait_http(f"http://127.0.0.1:{sim_port}/healthz")
         wait_port(relay_port)
         stack.start()
-        template = f"ws://127.0.0.1:{relay_port}/token/{{token}}"
-        target = Target(template, key, relay.pid, sim_port, sim.pid)
+        template = f"{relay_url}/token/{{token}}"
+        target = Target(
+            template, key, relay.pid, sim_port, sim.pid, twilio_auth_token=auth_token,
+            relay_public_url=relay_url,
+        )  # fmt: skip
         calls: list = []
         caller = threading.Thread(
             target=lambda: calls.append(run_load(target, CALLS, SECONDS, generators=2))
