@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import re
 import socket
@@ -22,6 +21,7 @@ from geventwebsocket.websocket import Stream
 
 from relay import admission, metrics
 from relay.admission import Admitted, Refusal
+from relay.codec import accept_key
 from relay.frames import FastWebSocket
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("relay.server")
 
-_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: RFC 7230 token characters: a subprotocol outside them is not echoed.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -154,11 +153,11 @@ class RelayHandler(WebSocketHandler):
         protocol = admitted.subprotocol if isinstance(admitted, Admitted) else None
         if protocol is None and isinstance(admitted, Refusal):
             protocol = admission.first_subprotocol(self.environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"))
-        accept = base64.b64encode(hashlib.sha1((key + _GUID).encode("latin-1")).digest())
+        accept = accept_key(key)
         headers = [
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept.decode("latin-1")),
+            ("Sec-WebSocket-Accept", accept),
         ]
         if protocol and _TOKEN.match(protocol):
             headers.append(("Sec-WebSocket-Protocol", protocol))
