@@ -284,7 +284,7 @@ class BrowserSession:
         except OSError:
             self.end(self.core.upstream_closed(None))
             return
-        recv, send, count = up.recv_frame, self.ws.send_frame, 0
+        recv, send, count = up.receive_raw, self.ws.send_frame, 0
         try:
             while (got := recv()) is not None:
                 send(got[1], got[0])
