@@ -106,6 +106,14 @@ def test_expired_token_is_401(relay):
     assert_refusal(relay, err, 401, "token_expired", ip, token)
 
 
+def test_a_ten_year_token_is_401_whoever_minted_it(relay):
+    """A leaked long-lived token would open sessions for as long as it says: anything meant to
+    live longer than TOKEN_MAX_LIFETIME_SECONDS (600) is refused, however well it decrypts."""
+    ip, token = fresh_ip(), mint(ttl=10 * 365 * 24 * 3600)
+    err = refused(relay, token=token, ip=ip)
+    assert_refusal(relay, err, 401, "token_lifetime", ip, token)
+
+
 def test_twilio_token_cannot_open_a_browser_session(relay):
     ip, token = fresh_ip(), mint("twilio")
     err = refused(relay, token=token, ip=ip)
