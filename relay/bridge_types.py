@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from relay.call_tools import ToolOutcome, ToolSettings
 from relay.handover import LoadResume
 from relay.reconnect import Reconnect
 
@@ -31,6 +32,8 @@ class BridgeSettings:
     goodbye_fallback_s: float = 20.0
     transcription_model: str = "gpt-4o-mini-transcribe"
     reconnect_attempts: int = 3
+    #: The assistant's tools on live calls (None: a session without tools).
+    tools: ToolSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,15 @@ class EndCall:
     close_code: int = 1000
 
 
-Output = ToTwilio | ToOpenAI | EndCall | Reconnect | LoadResume
+@dataclass(frozen=True)
+class RunTool:
+    """Perform ``outcome.action`` off the frame loops (:mod:`relay.tool_runner`), then give
+    the bridge's ``on_tool_result`` what :func:`relay.call_actions.perform` returned."""
+
+    outcome: ToolOutcome
+
+
+Output = ToTwilio | ToOpenAI | EndCall | Reconnect | LoadResume | RunTool
 
 
 @dataclass

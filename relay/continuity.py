@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from relay.bridge_types import EndCall, ToOpenAI
-from relay.greeting import Greeting, continue_response, greeting_item, session_update
+from relay.greeting import Greeting, continue_response, greeting_item
 from relay.handover import CallState
 from relay.reconnect import APOLOGY_GAP_SECONDS, Reconnects
 from relay.replay import History
@@ -53,6 +53,8 @@ class Continuity:
     playback: PlaybackTracker
     reconnects: Reconnects
     gaps: list[float]
+    reconnected: int  # upstreams reopened after a drop (relay_upstream_reconnects_total)
+    drops: int  # upstreams lost mid-call
     _upstream_open: bool
     _pending_upstream: list[str]
     _active_response: str | None
@@ -65,6 +67,7 @@ class Continuity:
     _continue: bool
     _awaiting_resume: bool
     _voicemail_deadline: float | None
+    tools: object | None  # relay.call_tools.ToolBox (relay.call_tool_flow)
 
     # Provided by TwilioBridge.
     def _openai(self, out: list[Output], obj: dict | str) -> None: ...
@@ -73,6 +76,10 @@ class Continuity:
     def _ask_for_greeting(self, out: list[Output]) -> None: ...
     def _say_goodbye(self, out: list[Output], now: float) -> None: ...
     def _log_ctx(self) -> dict[str, str]: ...
+
+    if TYPE_CHECKING:  # real in relay.call_tool_flow.ToolCalls: a stub here would shadow it
+
+        def _session_update(self) -> dict: ...
 
     def _gap(self) -> bool:
         """No upstream to talk to (a reconnect, or a resumed call still loading)."""
@@ -88,6 +95,7 @@ class Continuity:
         out: list[Output] = []
         if reopened and gap is not None and self.started_at_start is not None:
             self.gaps.append(gap)
+            self.reconnected += 1
             log.info(
                 "OpenAI Realtime reconnected after %d ms; replaying %d turns",
                 gap * 1000,
@@ -107,6 +115,7 @@ class Continuity:
             return out  # a handover closes the upstream on purpose
         if self._upstream_open:
             self._upstream_open = False
+            self.drops += 1
             self._on_drop()
         attempt = self.reconnects.next(now)
         if attempt is None:
@@ -134,7 +143,7 @@ class Continuity:
 
     def _restore(self, out: list[Output], now: float, gap: float) -> None:
         """The same session, the conversation so far, then whatever was under way."""
-        self._openai(out, session_update(self.s, self.voicemail))
+        self._openai(out, self._session_update())
         for item in replay_items(self.history):
             self._openai(out, item)
         if not self.greeting.spoken and not self.greeting.requested:
@@ -143,7 +152,8 @@ class Continuity:
         elif self._phase == "goodbye_pending":
             self._say_goodbye(out, now)
         elif self._phase == "talking" and (self._continue or gap > APOLOGY_GAP_SECONDS):
-            self._openai(out, continue_response(self.s, gap > APOLOGY_GAP_SECONDS))
+            apologise, tools = gap > APOLOGY_GAP_SECONDS, self.tools is not None
+            self._openai(out, continue_response(self.s, apologise, tools))
         self._continue = False
 
     # -- handover ---------------------------------------------------------------------------

@@ -35,8 +35,17 @@ def direction_of(params: dict[str, str]) -> str:
     return direction if direction in ("inbound", "outbound") else "unknown"
 
 
-def session_update(s: BridgeSettings, voicemail: bool) -> dict[str, Any]:
-    """GA session for a phone leg: μ-law both ways, VAD, voice, prompt, transcription."""
+def instructions_of(s: BridgeSettings, tools: bool) -> str:
+    """The call's prompt; a call with tools is also told when to use them."""
+    base = s.instructions or prompts.voice_prompt()
+    return base + prompts.TOOL_INSTRUCTIONS if tools else base
+
+
+def session_update(
+    s: BridgeSettings, voicemail: bool, tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """GA session for a phone leg: μ-law both ways, VAD, voice, prompt, transcription, and
+    for a live call the function tools (:mod:`relay.call_tools`)."""
     if voicemail:
         turn_detection: dict[str, Any] | None = None  # speak once; the beep is not a turn
     else:
@@ -45,23 +54,24 @@ def session_update(s: BridgeSettings, voicemail: bool) -> dict[str, Any]:
             "create_response": True,
             "interrupt_response": True,
         }
-    return {
-        "type": "session.update",
-        "session": {
-            "type": "realtime",
-            "model": s.model,
-            "output_modalities": ["audio"],
-            "instructions": s.instructions or prompts.voice_prompt(),
-            "audio": {
-                "input": {
-                    "format": {"type": "audio/pcmu"},
-                    "transcription": {"model": s.transcription_model},
-                    "turn_detection": turn_detection,
-                },
-                "output": {"format": {"type": "audio/pcmu"}, "voice": s.voice},
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "model": s.model,
+        "output_modalities": ["audio"],
+        "instructions": instructions_of(s, bool(tools)),
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcmu"},
+                "transcription": {"model": s.transcription_model},
+                "turn_detection": turn_detection,
             },
+            "output": {"format": {"type": "audio/pcmu"}, "voice": s.voice},
         },
     }
+    if tools:
+        session["tools"] = tools
+        session["tool_choice"] = "auto"
+    return {"type": "session.update", "session": session}
 
 
 #: Spoken first after a long reconnect gap, so the caller knows the silence was the line.
@@ -72,12 +82,12 @@ RECONNECT_NOTE = (
 )
 
 
-def continue_response(s: BridgeSettings, apologise: bool) -> dict[str, Any]:
+def continue_response(s: BridgeSettings, apologise: bool, tools: bool = False) -> dict[str, Any]:
     """After a reconnect: finish the reply the drop cut, with a brief apology after a long gap.
     Response instructions replace the session's for that response, so they are repeated."""
     if not apologise:
         return {"type": "response.create"}
-    instructions = (s.instructions or prompts.voice_prompt()) + "\n\n" + RECONNECT_NOTE
+    instructions = instructions_of(s, tools) + "\n\n" + RECONNECT_NOTE
     return {"type": "response.create", "response": {"instructions": instructions}}
 
 

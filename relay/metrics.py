@@ -34,3 +34,25 @@ HEADER_TIMEOUTS = Counter(
     "relay_header_timeouts_total",
     "Connections closed because the request headers were not complete in time",
 )
+SUMMARIES = Counter(
+    "relay_call_summaries_total",
+    "After-call summaries handed to the workers (queued), not (lost), or not wanted "
+    "(no_destination: STAFF_NOTIFY_TO, STAFF_CONVERSATION_SID and VOICEMAIL_NOTIFY_TO unset)",
+    ["outcome"],
+)
+RECONNECTS = Counter(
+    "relay_upstream_reconnects_total",
+    "OpenAI Realtime sockets lost mid-call: reconnected, or given up (the caller got the apology)",
+    ["outcome"],
+)
+HANDOVERS = Counter(
+    "relay_handovers_total",
+    "Calls moved between relays on SIGTERM: handed_over / failed on the stopping relay, "
+    "resumed / state_missing on the one taking the call",
+    ["outcome"],
+)
+SILENT_GAP = Histogram(
+    "relay_silent_gap_seconds",
+    "How long a caller had no assistant during a reconnect or a relay handover",
+    buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10),
+)

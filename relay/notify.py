@@ -87,6 +87,8 @@ def queue_summary(record: dict[str, Any]) -> bool:
             type(exc).__name__,
             extra={"call_sid": call_sid, "outcome": "summary_lost"},
         )
+        metrics.SUMMARIES.labels("lost").inc()
         return False
+    metrics.SUMMARIES.labels("queued").inc()
     log.info("call summary queued", extra={"call_sid": call_sid, "outcome": "queued"})
     return True

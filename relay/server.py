@@ -38,8 +38,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from common.config import Config
 from common.prompts import website_prompt
 from common.twilio_client import make_client
-from relay import admission, metrics, notify
+from relay import admission, metrics
 from relay.admission import Admitted, Gate, Refusal
+from relay.after_call import after_call
 from relay.browser import BrowserSession, Close
 from relay.browser_policy import owned_session_update
 from relay.capacity import Capacity
@@ -160,7 +161,7 @@ class RelayApp:
         )
         self.calls.add(call)
         metrics.ACTIVE.labels(TWILIO_SURFACE).inc()
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         try:
             ended = call.run()
         finally:
@@ -171,12 +172,8 @@ class RelayApp:
         metrics.FRAMES.labels(TWILIO_SURFACE, "in").inc(call.frames_in)
         metrics.FRAMES.labels(TWILIO_SURFACE, "out").inc(call.frames_out)
         metrics.BARGE_INS.inc(call.bridge.barge_ins)
-        if ended.reason in notify.VOICEMAIL_REASONS and self.cfg.voicemail_notify_to:
-            bridge = call.bridge
-            lines = list(bridge.transcript.lines)
-            gevent.spawn(
-                notify.queue_voicemail_notice, bridge.call_sid, bridge.params, ended.reason, lines
-            )
+        # The summary (or voicemail notice) may wait for a transfer's result: not here.
+        gevent.spawn(after_call, self.cfg, call, ended, started_wall)
 
     def complete_call(self, call_sid: str) -> None:
         """REST fallback for a deliberate hang-up: set the call ``completed``."""

@@ -28,6 +28,7 @@ from relay.bridge_types import (
     dumps,
     transcript_of,
 )
+from relay.call_tool_flow import TOOL_EVENTS, ToolCalls
 from relay.continuity import Continuity
 from relay.greeting import (
     Greeting,
@@ -35,7 +36,6 @@ from relay.greeting import (
     Verdict,
     direction_of,
     greeting_item,
-    session_update,
 )
 from relay.handover import PARAMETER as RESUME_PARAMETER
 from relay.handover import LoadResume
@@ -51,11 +51,12 @@ log = logging.getLogger(__name__)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}").fullmatch
 
 
-class TwilioBridge(Continuity):
+class TwilioBridge(ToolCalls, Continuity):
     """One call. Not thread-safe; the relay drives it from one greenlet at a time.
 
     Reconnects after an upstream drop and handovers to another relay live in
-    :class:`relay.continuity.Continuity`."""
+    :class:`relay.continuity.Continuity`, the assistant's tools in
+    :class:`relay.call_tool_flow.ToolCalls`."""
 
     def __init__(self, settings: BridgeSettings, now: float, call_sid: str = ""):
         self.s = settings
@@ -90,8 +91,10 @@ class TwilioBridge(Continuity):
         self._stale_items: set[str] = set()  # audio items of a dead upstream session
         self.reconnects = Reconnects(settings.reconnect_attempts)
         self.gaps: list[float] = []  # seconds without an upstream, per reconnect
+        self.reconnected = self.drops = 0
         self._continue = False  # a reply was cut by a drop: ask for the rest on reopen
         self._awaiting_resume = False  # a resumed stream, until its saved state is loaded
+        self._init_tools()
 
     # -- outputs ----------------------------------------------------------------------------
     def _openai(self, out: list[Output], obj: dict[str, Any] | str) -> None:
@@ -136,6 +139,8 @@ class TwilioBridge(Continuity):
         elif event == "stop":
             if self._phase == "handover":  # Twilio moved the call to the new stream
                 self._end(out, "handed_over", deliberate=False)
+            elif self._phase == "transferring":  # the redirect to staff took the call
+                self._end(out, "transferred", deliberate=True)
             else:
                 self._end(out, "caller_hung_up", deliberate=True)
         elif event in ("connected", "dtmf"):
@@ -166,11 +171,12 @@ class TwilioBridge(Continuity):
         self.kind = direction_of(self.params)
         self.voicemail = self.kind == "voicemail"
         self.started_at = now
+        self._start_tools(self.s.tools)
         if self.params.get(RESUME_PARAMETER):
             self._awaiting_resume = True  # no greeting: the call is under way
             out.append(LoadResume(self.params[RESUME_PARAMETER]))
             return
-        self._openai(out, session_update(self.s, self.voicemail))
+        self._openai(out, self._session_update())
         self._openai(out, greeting_item(self.kind))
         self.greeting = Greeting(self.voicemail)
         self._ask_for_greeting(out)
@@ -185,7 +191,9 @@ class TwilioBridge(Continuity):
 
     def _on_mark(self, out: list[Output], name: str, now: float) -> None:
         purpose = self.playback.echoed(name, now)
-        if purpose == "voicemail_played":
+        if purpose is not None and self._tool_mark(out, purpose):
+            pass
+        elif purpose == "voicemail_played":
             self._end(out, "voicemail_left", deliberate=True)
         elif purpose == "goodbye_played":
             self._end(out, "time_limit", deliberate=True)
@@ -194,6 +202,8 @@ class TwilioBridge(Continuity):
     def on_openai(self, event: dict[str, Any], now: float) -> list[Output]:
         out: list[Output] = []
         kind = event.get("type")
+        if kind in TOOL_EVENTS:
+            self._tool_events(out, event, now)
         if kind == "response.output_audio.delta":
             self._on_delta(out, event, now)
         elif kind == "input_audio_buffer.speech_started":
@@ -201,8 +211,10 @@ class TwilioBridge(Continuity):
         elif kind == "response.created":
             self._active_response = (event.get("response") or {}).get("id")
             self.greeting.on_created(str(self._active_response))
+            self._tool_created(str(self._active_response))
         elif kind == "response.done":
             self._on_response_done(out, event, now)
+            self._tool_response_done(out, event.get("response") or {}, now)
         elif kind == "response.output_audio_transcript.delta":
             rid, delta = str(event.get("response_id") or ""), event.get("delta")
             if isinstance(delta, str) and rid not in self._transcript_line:
@@ -374,6 +386,7 @@ class TwilioBridge(Continuity):
         out: list[Output] = []
         if self.ended is not None:
             return out
+        self._tool_tick(out, now)
         if self._voicemail_deadline is not None and now >= self._voicemail_deadline:
             if self.greeting.spoken:
                 self._end(out, "voicemail_timeout", deliberate=True)
@@ -405,6 +418,7 @@ class TwilioBridge(Continuity):
                 "type": "response.create",
                 "response": {
                     "conversation": "none",
+                    **({"tool_choice": "none"} if self.tools is not None else {}),
                     "instructions": f'Say exactly "{prompts.TIME_LIMIT_SENTENCE}" '
                     "and nothing else.",
                 },

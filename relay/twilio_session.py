@@ -21,9 +21,12 @@ import redis
 
 from common.config import Config
 from common.redis_util import get_redis, key
-from relay import handover
+from relay import handover, metrics
+from relay.bridge_types import RunTool
+from relay.call_tools import ToolSettings
 from relay.handover import LoadResume
 from relay.reconnect import Reconnect
+from relay.tool_runner import ToolRunner
 from relay.twilio_bridge import BridgeSettings, EndCall, Output, ToOpenAI, ToTwilio, TwilioBridge
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
 #: How long Twilio's /twilio/voice/after may still ask why the stream ended.
 END_REASON_TTL_SECONDS = 600
+#: Deliberate ends that also set the call completed through REST (see _finish).
+REST_HANGUP_REASONS = ("voicemail_left", "voicemail_timeout", "time_limit", "assistant_hung_up")
 
 
 class Downstream(Protocol):
@@ -60,6 +65,7 @@ def settings_from(cfg: Config) -> BridgeSettings:
         time_limit_s=cfg.session_time_limit_seconds,
         goodbye_fallback_s=cfg.goodbye_fallback_seconds,
         reconnect_attempts=cfg.upstream_reconnect_attempts,
+        tools=ToolSettings.from_config(cfg),
     )
 
 
@@ -139,6 +145,7 @@ class TwilioCall:
         self.malformed = 0
         self._published = 0  # transcript lines already published
         self._reconnect: Reconnect | None = None  # the bridge asked for a new upstream
+        self._actions: list[gevent.Greenlet] = []  # tool actions: waited for, never killed
 
     def stop(self, reason: str) -> None:
         """End the call from outside (server shutdown): the failure path, so the caller hears
@@ -186,6 +193,8 @@ class TwilioCall:
                 self._reconnect = out
             elif isinstance(out, LoadResume):
                 self._helpers.append(gevent.spawn(self._load_resume, out.resume_id))
+            elif isinstance(out, RunTool):
+                self._actions.append(gevent.spawn(self._run_tool, out))
             i = j
 
     # -- loops ------------------------------------------------------------------------------
@@ -301,6 +310,16 @@ class TwilioCall:
                 extra={"call_sid": self.bridge.call_sid, "reason": "upstream_dropped"},
             )
 
+    def _run_tool(self, run: RunTool) -> None:
+        tools = self.bridge.tools
+        runner = ToolRunner(self.cfg, self.bridge.call_sid, tools.caller if tools else "")
+        result = runner.perform(run.outcome)
+        self._apply(self.bridge.on_tool_result(run.outcome, result, time.monotonic()))
+
+    def wait_for_actions(self, timeout: float) -> None:
+        """The call is over: let tool actions under way finish, so its record has them."""
+        gevent.joinall(self._actions, timeout=timeout)
+
     # -- handover (relay.handover) ----------------------------------------------------------
     def _load_resume(self, resume_id: str) -> None:
         try:
@@ -313,6 +332,7 @@ class TwilioCall:
             )
             state = None
         gap = max(0.0, time.time() - state.saved_at) if state is not None else 0.0
+        metrics.HANDOVERS.labels("resumed" if state is not None else "state_missing").inc()
         self._apply(self.bridge.on_resume(state, time.monotonic(), gap))
         self._published = len(self.bridge.transcript.lines)  # published by the first relay
 
@@ -322,6 +342,7 @@ class TwilioCall:
         old way, with the apology) when the call cannot move."""
         state = self.bridge.hand_over(time.monotonic())
         if state is None:
+            metrics.HANDOVERS.labels("failed").inc()
             self.stop("server_shutdown")
             return False
         if self.up is not None:  # frozen: nothing more to say or hear on this session
@@ -339,6 +360,7 @@ class TwilioCall:
                 str(exc)[:200] or type(exc).__name__,
                 extra={"call_sid": state.call_sid, "reason": "handover_failed"},
             )
+            metrics.HANDOVERS.labels("failed").inc()
             self._apply(self.bridge.on_handover_failed())
             return False
         log.info(
@@ -347,6 +369,7 @@ class TwilioCall:
             len(state.lines),
             extra={"call_sid": state.call_sid, "outcome": "handed_over"},
         )
+        metrics.HANDOVERS.labels("handed_over").inc()
         return True
 
     def tick(self, now: float) -> None:
@@ -397,10 +420,7 @@ class TwilioCall:
         )
         # What callers said is personal data: the full transcript only at DEBUG.
         log.debug("call transcript:\n%s", self.bridge.transcript_text() or "(empty)", extra=ctx)
-        if (
-            ended.reason in ("voicemail_left", "voicemail_timeout", "time_limit")
-            and self.end_call_rest is not None
-        ):
+        if ended.reason in REST_HANGUP_REASONS and self.end_call_rest is not None:
             # Closing the stream ends <Connect>; the REST update is the fallback that hangs up
             # even if Twilio were to continue the call.
             gevent.spawn(self._complete_call)
