@@ -8,13 +8,15 @@ Realtime simulator what OpenAI would have seen (``/_sandbox/sessions``).
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from sandbox import dial, phone
+from tests.sms.stack import kill_tree
 from tests.support import (
     PYTHON,
     Proc,
@@ -50,16 +52,20 @@ class VoiceStack:
         env: dict[str, str] | None = None,
         worker: bool = False,
         relays: int = 1,
+        chat: bool = False,
     ):
         """``relays=2``: two relay processes behind a :class:`tests.voice.router.Router`
-        (``RELAY_PUBLIC_URL`` for everyone), new connections going to the first."""
+        (``RELAY_PUBLIC_URL`` for everyone), new connections going to the first. ``chat``:
+        also the OpenAI chat simulator (the call summary's model)."""
         self.log_dir = log_dir
         self.key = secrets.token_bytes(32)
         self.auth_token = secrets.token_hex(16)
         self.account_sid = "AC" + secrets.token_hex(16)
         self.api_key = "sk-sim-" + secrets.token_hex(8)
-        ports = [free_port() for _ in range(4)]
-        self.realtime_port, self.twilio_port, self.web_port, self.relay_port = ports
+        ports = [free_port() for _ in range(5)]
+        self.realtime_port, self.twilio_port, self.web_port, self.relay_port = ports[:4]
+        self.chat_port = ports[4] if chat else None
+        self.chat_url = f"http://127.0.0.1:{ports[4]}"
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.relay_ports = [self.relay_port] + [free_port() for _ in range(relays - 1)]
         self.router = Router(self.relay_port).start() if relays > 1 else None
@@ -80,6 +86,7 @@ class VoiceStack:
                 "BOT_PROJECTED_ADDRESS": BOT_NUMBER,
                 "REDIS_URL": redis_url,
                 "LOG_FORMAT": "json",
+                **({"OPENAI_BASE_URL": self.chat_url + "/v1"} if chat else {}),
                 **(env or {}),
             }
         )
@@ -109,6 +116,10 @@ class VoiceStack:
             self.twilio_port,
             ["--account-sid", self.account_sid, "--auth-token", self.auth_token],
         )
+        if self.chat_port is not None:
+            self.procs["chat"] = self._proc(
+                "chat-sim", "sandbox.openai_sim", self.chat_port, ["--api-key", self.api_key]
+            )
         self.procs["web"] = self._proc("web", "webhooks", self.web_port)
         for n, port in enumerate(self.relay_ports):
             name = "relay" if n == 0 else f"relay{n + 1}"
@@ -124,6 +135,7 @@ class VoiceStack:
             ("twilio", self.twilio_port),
             ("web", self.web_port),
             *relays,
+            *([("chat", self.chat_port)] if self.chat_port is not None else []),
         ):
             wait_port(port, proc=self.procs[name].popen)
 
@@ -137,6 +149,30 @@ class VoiceStack:
     ) -> Proc:
         args = [PYTHON, "-m", module, "--host", "127.0.0.1", "--port", str(port), *(extra or [])]
         return Proc(name, args, {**self.env, **(env or {})}, self.log_dir)
+
+    def start_worker(self, name: str = "worker", env: dict[str, str] | None = None) -> None:
+        """A Celery worker (prefork, one process), ready when this returns."""
+        args = celery_worker_args(name, 1)
+        self.procs[name] = Proc(name, args, {**self.env, **(env or {})}, self.log_dir)
+        wait_for(lambda: "ready." in self.procs[name].log_text(), timeout=60)
+
+    def kill_worker(self, name: str = "worker") -> None:
+        """SIGKILL the worker and its pool children, as a host crash would."""
+        kill_tree(self.procs[name].popen.pid)
+        self.procs[name].popen.wait()
+
+    def log_records(self, prefix: str) -> list[dict[str, Any]]:
+        """The JSON log records of every process whose name starts with ``prefix``."""
+        out = []
+        for name, proc in self.procs.items():
+            if name.startswith(prefix):
+                for line in proc.log_text().splitlines():
+                    if line.startswith("{"):
+                        try:
+                            out.append(json.loads(line))
+                        except ValueError:
+                            continue
+        return out
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -196,3 +232,25 @@ class VoiceStack:
 
     def realtime_reset(self) -> None:
         http_json("GET", self.realtime_http + "/_sandbox/reset")
+
+    def caller_says(self, text: str) -> None:
+        """The transcript of the caller's next turn (the simulated model acts on it)."""
+        http_json("GET", f"{self.realtime_http}/_sandbox/caller_says?text={quote(text)}")
+
+    def model_calls_tool(self, name: str, arguments: dict[str, Any]) -> None:
+        """The next response calls ``name`` with exactly these arguments."""
+        query = urlencode({"name": name, "arguments": json.dumps(arguments)})
+        http_json("GET", f"{self.realtime_http}/_sandbox/call_tool?{query}")
+
+    def staff_phone(self, number: str, **behaviour: Any) -> None:
+        """How a dialled phone behaves (answer, busy, ring_seconds, talk_seconds)."""
+        http_json("POST", f"{self.twilio_url}/_sandbox/phones/{number}", behaviour)
+
+    def twilio_settings(self, **settings: Any) -> None:
+        http_json("POST", f"{self.twilio_url}/_sandbox/settings", settings)
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return http_json("GET", self.chat_url + "/_sandbox/requests")
+
+    def chat_fault(self, **fault: Any) -> None:
+        http_json("POST", self.chat_url + "/_sandbox/faults", fault)
