@@ -8,8 +8,9 @@ call produces, so that no number gets two texts about one call:
   gets the summary task (:mod:`tasks.summary`), which also texts ``VOICEMAIL_NOTIFY_TO``; a
   voicemail left is in it (outcome ``voicemail_left`` and what the assistant said), so no
   separate voicemail notice is queued;
-- only ``VOICEMAIL_NOTIFY_TO`` is set: a voicemail left gets the voicemail notice (its own
-  wording, as before), every other call the summary (to that number);
+- only ``VOICEMAIL_NOTIFY_TO`` is set: a call answered by a machine keeps the voicemail notice
+  as before (its own wording, sent only when the message was left), every other call gets the
+  summary (to that number);
 - none is set: nothing is queued, logged once per process.
 
 A call that moved to another relay (``handed_over``) is summarised by the relay that ends it.
@@ -92,11 +93,11 @@ def after_call(cfg: Config, call: TwilioCall, ended: EndCall, started_at: float)
     bridge = call.bridge
     if not bridge.call_sid or ended.reason in NOT_SUMMARISED or bridge.started_at_start is None:
         return
-    voicemail = ended.reason in notify.VOICEMAIL_REASONS
     staff = bool(cfg.staff_notify_to or cfg.staff_conversation_sid)
-    if voicemail and cfg.voicemail_notify_to and not staff:
-        lines = list(bridge.transcript.lines)
-        notify.queue_voicemail_notice(bridge.call_sid, bridge.params, ended.reason, lines)
+    if bridge.voicemail and cfg.voicemail_notify_to and not staff:
+        if ended.reason in notify.VOICEMAIL_REASONS:  # a message nobody heard: no notice
+            lines = list(bridge.transcript.lines)
+            notify.queue_voicemail_notice(bridge.call_sid, bridge.params, ended.reason, lines)
         return
     if not summary_wanted(cfg):
         metrics.SUMMARIES.labels("no_destination").inc()

@@ -8,6 +8,14 @@ would; the command waits for the bot's reply and prints the thread.
 asks ``/twilio/voice`` for TwiML like Twilio, opens the relay stream it names, speaks the WAV
 (8 kHz mono) in real time, plays what the assistant says on a real-time clock, and writes what
 the caller heard. Works against the real OpenAI too: only Twilio is simulated.
+
+``python -m sandbox call --say "transfer me to a person"``: the Realtime simulator transcribes
+the caller's speech as those words, so the assistant calls the tool they ask for. With
+``--say`` the Twilio simulator runs the call itself (``--via twilio``), as Twilio would:
+the relay's UpdateCall redirect, ``<Dial>`` to the staff phone with its whisper, the
+``<Record>`` offered when nobody answers; the command prints that timeline. A transfer needs
+``STAFF_TRANSFER_NUMBER`` set for ``make run`` (any E.164 number: the simulated staff phone
+answers after a second).
 """
 
 from __future__ import annotations
@@ -80,6 +88,8 @@ def _reply_to(message: dict) -> str | None:
 def call(args: argparse.Namespace) -> int:
     from sandbox import dial, phone
 
+    if args.via == "twilio" or (args.via is None and args.say):
+        return call_via_twilio(args)
     call_sid = dial.new_call_sid()
     try:
         target = dial.voice_webhook(
@@ -133,6 +143,89 @@ def call(args: argparse.Namespace) -> int:
         phone.save_wav(bytes(caller.heard), args.out)
         print(f"wrote {args.out}")
     return 0
+
+
+def call_via_twilio(args: argparse.Namespace) -> int:
+    """The Twilio simulator places and runs the call; print what Twilio did, step by step."""
+    from sandbox import dial
+
+    try:
+        voice_url = args.web + "/twilio/voice"
+        sim_call = dial.call_in(args.twilio_sim, voice_url=voice_url, from_=args.caller)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"cannot reach the Twilio simulator at {args.twilio_sim} ({exc})", file=sys.stderr)
+        return 1
+    print(f"call {sim_call.sid}: placed and run by the Twilio simulator")
+    _follow_transcript(args.redis_url, sim_call.sid)
+    if args.say:
+        _script_caller(args.realtime_sim, args.say)
+    deadline = time.monotonic() + args.max_seconds
+    shown = _until_stream_quiet(sim_call, deadline, 0)
+    if not sim_call.log()["done"]:
+        sim_call.speak(1200)  # the caller's turn: the simulator transcribes it as --say
+    while time.monotonic() < deadline:
+        log = sim_call.log()
+        shown = _print_events(log, shown)
+        if log["done"]:
+            break
+        time.sleep(0.2)
+    else:
+        sim_call.hang_up()
+        print(f"(hung up after {args.max_seconds:.0f} s)")
+    _print_events(sim_call.log(), shown)
+    _explain_tools(args.realtime_sim)
+    return 0
+
+
+def _until_stream_quiet(sim_call, deadline: float, shown: int, quiet_s: float = 1.5) -> int:
+    """Print call events until the assistant has spoken and then been quiet ``quiet_s``."""
+    last, changed = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        log = sim_call.log()
+        shown = _print_events(log, shown)
+        heard = log["streams"][-1]["heard_ms"] if log["streams"] else 0
+        if heard != last:
+            last, changed = heard, time.monotonic()
+        elif (heard > 0 and time.monotonic() - changed >= quiet_s) or log["done"]:
+            return shown
+        time.sleep(0.1)
+    return shown
+
+
+def _print_events(log: dict, shown: int) -> int:
+    """One line per call event Twilio logged since ``shown``."""
+    for event in log["events"][shown:]:
+        kind = event["kind"]
+        if kind == "fetch":
+            line = f"Twilio requests {event['url']} ({event['why']}): HTTP {event['status']}"
+        elif kind == "stream_started":
+            line = "stream started: " + event["url"].split("/token/")[0] + "/token/…"
+        elif kind == "stream_ended":
+            line = f"stream ended by the {event['by']}"
+        elif kind == "updated":
+            line = "the relay redirected the call (Calls API update)"
+        elif kind == "dial":
+            line = f"<Dial> {', '.join(event['numbers'])} from {event['caller_id']}: "
+            line += event["status"] + "".join(f'; staff heard "{w}"' for w in event["whisper"])
+        elif kind == "say":
+            line = f'<Say> to the {event["leg"]}: "{event["text"]}"'
+        else:
+            line = kind + "".join(
+                f" {k}={v}" for k, v in event.items() if k not in ("kind", "at") and v
+            )
+        print(f"  [twilio] {line}", flush=True)
+    return len(log["events"])
+
+
+def _explain_tools(realtime_sim: str) -> None:
+    """Say why no tool was called, when the simulated model refused one."""
+    try:
+        sessions = _http("GET", realtime_sim + "/_sandbox/sessions")["sessions"]
+    except (urllib.error.URLError, OSError):
+        return
+    for refused in (sessions[-1].get("tool_calls_refused") or []) if sessions else []:
+        hint = " (set STAFF_TRANSFER_NUMBER)" if refused["name"] == "transfer_to_staff" else ""
+        print(f"the assistant could not call {refused['name']}: {refused['why']}{hint}")
 
 
 def _script_caller(realtime_sim: str, text: str) -> None:
@@ -239,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         "simulator transcribes it so; a phrase may make the assistant call a tool)",
     )
     c.add_argument("--realtime-sim", default=DEFAULT_REALTIME_SIM)
+    c.add_argument("--twilio-sim", default=DEFAULT_TWILIO_SIM)
+    c.add_argument(
+        "--via",
+        choices=("phone", "twilio"),
+        default=None,
+        help="phone: ask /twilio/voice and open the stream here (default); twilio: the Twilio "
+        "simulator runs the call, redirects and <Dial> included (default with --say)",
+    )
     args = parser.parse_args(argv)
     if args.command == "call" and args.redis_url is None:
         args.redis_url = _default_redis_url()

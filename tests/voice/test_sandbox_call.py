@@ -16,12 +16,17 @@ from tests.voice.stack import VoiceStack
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
+STAFF = "+14155550177"
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
     # DEBUG: the relay logs whole call transcripts only at that level.
     s = VoiceStack(
-        tmp_path_factory.mktemp("sandbox-call"), REDIS_URL, relay_env={"LOG_LEVEL": "DEBUG"}
+        tmp_path_factory.mktemp("sandbox-call"),
+        REDIS_URL,
+        relay_env={"LOG_LEVEL": "DEBUG"},
+        env={"STAFF_TRANSFER_NUMBER": STAFF},
     ).start()
     yield s
     s.stop()
@@ -88,3 +93,25 @@ def test_web_unreachable_is_a_clear_error(stack: VoiceStack):
     )
     assert done.returncode == 1
     assert "voice webhook failed at http://127.0.0.1:9" in done.stderr
+
+
+def test_say_transfer_shows_the_transfer_twilio_runs(stack: VoiceStack):
+    stack.realtime_reset()
+    stack.staff_phone(STAFF, answer=True, ring_seconds=0.5, talk_seconds=0.5)
+    done = sandbox_call(
+        stack,
+        "--say",
+        "transfer me to a person",
+        "--twilio-sim",
+        stack.twilio_url,
+        "--realtime-sim",
+        stack.realtime_http,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "the relay redirected the call (Calls API update)" in out
+    assert "/twilio/voice/transfer (update): HTTP 200" in out
+    assert f"<Dial> {STAFF} from +14082605145: completed" in out
+    assert 'staff heard "GateFrames call transfer' in out and "transfer me to a person" in out
+    # The live transcript shows the tool call.
+    assert "tool: transfer_to_staff(reason='transfer me to a person') -> ok" in out
