@@ -303,7 +303,9 @@ def test_time_cap_marks_the_response_it_cut_off() -> None:
 
 
 def test_garbage_is_tolerated() -> None:
+    """Malformed messages from either side are dropped: nothing is forwarded, nothing ends."""
     bridge, _ = make()
+    out = []
     for msg in (
         {},
         {"event": "media"},
@@ -311,14 +313,18 @@ def test_garbage_is_tolerated() -> None:
         {"event": "mark", "mark": {"name": "nope"}},
         {"event": "weird"},
     ):
-        bridge.on_twilio(msg, 1.0)
+        out += bridge.on_twilio(msg, 1.0)
     for ev in (
         {},
         {"type": "response.output_audio.delta"},
         {"type": "error"},
         {"type": "error", "error": {"code": "response_cancel_not_active"}},
     ):
-        bridge.on_openai(ev, 1.0)
+        out += bridge.on_openai(ev, 1.0)
+    assert out == []
+    # and the call still works: real caller audio is forwarded as before
+    media = {"event": "media", "media": {"payload": audio(20), "timestamp": "40"}}
+    assert [o for o in bridge.on_twilio(media, 1.1) if "input_audio_buffer.append" in str(o)]
 
 
 def test_playback_interpolates_between_echoes() -> None:

@@ -217,10 +217,9 @@ class VoiceStack:
     def open_sessions(self) -> list[dict[str, Any]]:
         return [s for s in self.sessions() if s.get("open")]
 
-    def session_for(self, call: Call, timeout: float = 20.0) -> dict[str, Any]:
-        """The simulator session whose greeting conversation item this call's bridge sent.
-
-        Sessions carry no call SID, so a test that runs one call at a time takes the newest."""
+    def newest_session(self, timeout: float = 20.0) -> dict[str, Any]:
+        """The newest Realtime simulator session. Sessions carry no call SID, so this is only
+        "the call's session" in a test that runs one call at a time."""
         return wait_for(lambda: (self.sessions() or [None])[-1], timeout)
 
     def realtime_fault(self, **fault: Any) -> None:
