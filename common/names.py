@@ -18,6 +18,20 @@ CALL_END = "call_end"
 #: ``key(CALL_TRANSCRIPT, call_sid)``: the pub/sub channel of a live call's transcript lines.
 CALL_TRANSCRIPT = "call_transcript"
 
+
+def call_end_key(call_sid: str) -> str:
+    """``gf:call_end:<CallSid>``: written by the relay, read by the web's after-stream route."""
+    from common.redis_util import key  # here: redis_util reads the config, names must not
+
+    return key(CALL_END, call_sid)
+
+
+def call_transcript_channel(call_sid: str) -> str:
+    """``gf:call_transcript:<CallSid>``: the relay publishes live transcript lines here."""
+    from common.redis_util import key
+
+    return key(CALL_TRANSCRIPT, call_sid)
+
 # -- metrics ----------------------------------------------------------------------------------
 #: ``gateframes_webhook_events_total{route, outcome}``, counted by web processes through Redis.
 WEBHOOK_EVENTS = "gateframes_webhook_events"

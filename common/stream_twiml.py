@@ -12,6 +12,7 @@ from __future__ import annotations
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from common.config import Config
+from common.names import TWILIO_ORIGIN
 from common.tokens import mint
 
 #: Long enough for Twilio to open the stream, short enough to be useless if leaked.
@@ -22,7 +23,7 @@ PARAMETER_MAX_CHARS = 499
 
 def stream_token(cfg: Config, call_sid: str) -> str:
     return mint(
-        cfg.encryption_key, "twilio", ttl_seconds=STREAM_TOKEN_TTL_SECONDS, call_sid=call_sid
+        cfg.encryption_key, TWILIO_ORIGIN, ttl_seconds=STREAM_TOKEN_TTL_SECONDS, call_sid=call_sid
     )
 
 

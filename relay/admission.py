@@ -35,13 +35,14 @@ from twilio.request_validator import RequestValidator
 
 from common import tokens
 from common.config import Config
+from common.names import BROWSER_ORIGIN, TWILIO_ORIGIN
 from common.redis_util import key as redis_key
 
 log = logging.getLogger(__name__)
 
 #: Surfaces by token origin: the website's browser relay and Twilio Media Streams.
-BROWSER = "client"
-TWILIO = "twilio"
+BROWSER = BROWSER_ORIGIN
+TWILIO = TWILIO_ORIGIN
 #: Close code for a Twilio stream we refuse after accepting it (policy violation).
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011

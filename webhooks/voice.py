@@ -24,7 +24,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from common import stats
 from common.config import Config
-from common.redis_util import get_redis, key
+from common.names import call_end_key
+from common.redis_util import get_redis
 from common.stream_twiml import connect_stream, stream_token
 from webhooks.security import twilio_signed
 
@@ -44,11 +45,6 @@ MACHINE_ANSWERS = frozenset(
     {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other"}
 )
 FAX = "fax"
-
-
-def call_end_key(call_sid: str) -> str:
-    """Where the relay records a deliberate end of a call's stream."""
-    return key("call_end", call_sid)
 
 
 def direction_for(cfg: Config, from_: str, to: str) -> str:
