@@ -277,6 +277,8 @@ def test_after_a_call_staff_get_one_summary_each(summary_stack: VoiceStack) -> N
     assert "end_call" in user and "Ended: assistant_hung_up" in user
     [queued] = relay_records(stack, "call summary queued", call.sid)
     assert queued["outcome"] == "queued"
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.relay_port}/metrics") as resp:
+        assert 'relay_call_summaries_total{outcome="queued"} 1.0' in resp.read().decode()
 
 
 def test_a_worker_killed_mid_summary_still_sends_it_once(summary_stack: VoiceStack) -> None:

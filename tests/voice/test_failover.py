@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -104,6 +106,20 @@ def test_upstream_drop_mid_answer_reconnects_and_the_call_carries_on(stack: Voic
             call.phone.wait_closed(10)
     after = stack.after_stream(call)
     assert after.verbs == ["Hangup"] and not after.apologised
+    # Counted once the call is over: one reconnect, and the gap the caller sat through.
+    metrics = wait_for(
+        lambda: (
+            'relay_upstream_reconnects_total{outcome="reconnected"} 1.0'
+            in (m := relay_metrics(stack.relay_port))
+            and m
+        )
+    )
+    assert "relay_silent_gap_seconds_count 1.0" in metrics
+
+
+def relay_metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        return resp.read().decode()
 
 
 # ==== the stream is bound to its call ==========================================================
@@ -167,10 +183,23 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
     assert pair.router is not None
     pair.router.target = pair.relay_ports[1]  # the router stops sending to the stopping relay
     old = pair.procs["relay"].popen
+    # The drain can be over in a few hundred ms (every call moved): watch /healthz from
+    # before the signal, so the short draining window is seen rather than raced.
+    seen: list[dict] = []
+    stop_probe = threading.Event()
+
+    def probe() -> None:
+        while not stop_probe.is_set() and not seen:
+            if (h := draining_health(pair.relay_ports[0])) is not None:
+                seen.append(h)
+            time.sleep(0.01)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
     old.send_signal(signal.SIGTERM)
     try:
         # Draining from the first moment: 503, with the calls it still holds.
-        health = wait_for(lambda: draining_health(pair.relay_ports[0]), 10)
+        health = wait_for(lambda: seen and seen[0], 10)
         assert health["status"] == "draining" and health["calls"] >= 1
         assert set(health) >= {"calls", "browser_sessions"}
         # Every call gets a second stream (the other relay), which carries on the answer.
@@ -178,6 +207,7 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
             wait_for(lambda c=c: len(s := c.log()["streams"]) == 2 and s[1]["heard_ms"] > 300, 30)
         assert old.wait(30) == 0  # drained: every call moved, then the process exited
     finally:
+        stop_probe.set()
         for listener in listeners:
             listener.stop()
     gaps = [listener.gap() for listener in listeners]
@@ -215,3 +245,4 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
         assert prompts.greeting("inbound") in transcript
         assert "caller: (caller spoke" in transcript
         assert "assistant (cut by a relay handover)" in transcript
+    assert 'relay_handovers_total{outcome="resumed"} 3.0' in relay_metrics(pair.relay_ports[1])
