@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 
 #: G.711 μ-law at 8 kHz: one byte per sample, eight samples per millisecond.
 PCMU_BYTES_PER_MS = 8
+#: One mark per this much audio, not one per delta: OpenAI's deltas can be a few ms each, and
+#: every mark is a frame each way. Between echoes the clock interpolates (see played_at), so
+#: barge-in stays as accurate; the end of an audio item always gets a mark (:meth:`flush`).
+MARK_EVERY_MS = 100.0
 
 
 def b64_decoded_len(b64: str) -> int:
@@ -32,6 +36,7 @@ class Chunk:
     start_ms: float
     end_ms: float
     sent_at: float
+    open: bool = True  # more deltas may join it; its mark is not sent yet
 
 
 @dataclass
@@ -76,18 +81,36 @@ class PlaybackTracker:
         #: Special marks (e.g. "the voicemail has fully played") by name → purpose.
         self.sentinels: dict[str, str] = {}
 
-    def audio_sent(self, item_id: str, response_id: str, payload_b64: str, now: float) -> str:
-        """Record a chunk sent to Twilio; return the unique name of the mark to send after it."""
+    def audio_sent(
+        self, item_id: str, response_id: str, payload_b64: str, now: float
+    ) -> str | None:
+        """Record a delta sent to Twilio; the unique name of the mark to send after it once
+        :data:`MARK_EVERY_MS` of audio went without one, else None."""
         item = self.items.get(item_id)
         if item is None:
             item = self.items[item_id] = ItemPlayback(item_id, response_id)
         start = item.sent_ms
         item.sent_ms += b64_decoded_len(payload_b64) / PCMU_BYTES_PER_MS
-        self._seq += 1
-        name = f"a{self._seq}"
-        item.chunks.append(Chunk(name, start, item.sent_ms, now))
-        self._marks[name] = item
-        return name
+        chunk = item.chunks[-1] if item.chunks and item.chunks[-1].open else None
+        if chunk is None:
+            self._seq += 1
+            chunk = Chunk(f"a{self._seq}", start, item.sent_ms, now)
+            item.chunks.append(chunk)
+            self._marks[chunk.mark] = item
+        chunk.end_ms = item.sent_ms
+        if chunk.end_ms - chunk.start_ms >= MARK_EVERY_MS - 1e-6:
+            chunk.open = False
+            return chunk.mark
+        return None
+
+    def flush(self, response_id: str) -> list[str]:
+        """The marks still owed for a response whose audio is complete (send them now)."""
+        names = []
+        for item in self.items.values():
+            if item.response_id == response_id and item.chunks and item.chunks[-1].open:
+                item.chunks[-1].open = False
+                names.append(item.chunks[-1].mark)
+        return names
 
     def sentinel(self, purpose: str) -> str:
         """A mark whose echo means everything sent before it has played."""

@@ -213,8 +213,11 @@ class TwilioBridge(ToolCalls, Continuity):
             self.greeting.on_created(str(self._active_response))
             self._tool_created(str(self._active_response))
         elif kind == "response.done":
+            self._flush_marks(out, str((event.get("response") or {}).get("id") or ""))
             self._on_response_done(out, event, now)
             self._tool_response_done(out, event.get("response") or {}, now)
+        elif kind == "response.output_audio.done":
+            self._flush_marks(out, str(event.get("response_id") or ""))
         elif kind == "response.output_audio_transcript.delta":
             rid, delta = str(event.get("response_id") or ""), event.get("delta")
             if isinstance(delta, str) and rid not in self._transcript_line:
@@ -252,9 +255,19 @@ class TwilioBridge(ToolCalls, Continuity):
                 '{"event":"media","streamSid":"' + sid + '","media":{"payload":"' + delta + '"}}'
             )
         )
-        out.append(
-            ToTwilio('{"event":"mark","streamSid":"' + sid + '","mark":{"name":"' + mark + '"}}')
-        )
+        for name in [mark] if mark else []:
+            out.append(
+                ToTwilio(
+                    '{"event":"mark","streamSid":"' + sid + '","mark":{"name":"' + name + '"}}'
+                )
+            )
+
+    def _flush_marks(self, out: list[Output], response_id: str) -> None:
+        """The audio is complete: its last, short chunk gets its mark now."""
+        for name in self.playback.flush(response_id):
+            self._twilio(
+                out, {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
+            )
 
     def _on_speech_started(self, out: list[Output], now: float) -> None:
         if self.voicemail or self._phase != "talking":

@@ -235,3 +235,32 @@ def test_a_tool_call_seen_twice_is_answered_once(event: str) -> None:
     )
     outs = bridge.on_openai(again, 1.5)
     assert [m for m in openai_msgs(outs) if m["type"] == "conversation.item.create"] == []
+
+
+# ==== one mark per ~100 ms of audio (#12) ======================================================
+def test_small_deltas_get_one_mark_per_100_ms_and_the_item_end_its_own() -> None:
+    from tests.bridge.test_twilio_bridge import make as make_plain
+
+    bridge, _ = make_plain()
+    outs = speak(bridge, "resp_1", "item_1", 13, 20, 1.0)  # 260 ms in 20 ms deltas
+    kinds = [m["event"] for m in twilio_msgs(outs)]
+    assert kinds.count("media") == 13 and kinds.count("mark") == 2  # at 100 and 200 ms
+    done = {"type": "response.output_audio.done", "response_id": "resp_1", "item_id": "item_1"}
+    [tail] = mark_names(bridge.on_openai(done, 1.0))  # the last 60 ms
+    assert bridge.on_openai(done_event("resp_1"), 1.0) == []  # owed marks are sent once
+    names = [*mark_names(outs), tail]
+    for t, name in zip((1.1, 1.2, 1.26), names, strict=True):
+        echo(bridge, name, t)
+    assert not bridge.playback.unplayed(1.26)
+
+
+def test_barge_in_between_sparse_marks_truncates_at_the_clock_position() -> None:
+    from tests.bridge.test_twilio_bridge import make as make_plain
+
+    bridge, _ = make_plain()
+    outs = speak(bridge, "resp_1", "item_1", 50, 20, 1.0)  # 1 s of audio at t=1.0
+    first = mark_names(outs)[0]
+    echo(bridge, first, 1.1)  # 100 ms played at t=1.1
+    cut = bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.235)
+    [truncate] = [m for m in openai_msgs(cut) if m["type"] == "conversation.item.truncate"]
+    assert truncate["audio_end_ms"] == 235  # 100 ms echoed + 135 ms on the clock
