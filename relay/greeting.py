@@ -14,6 +14,7 @@ sends the messages.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from common import prompts
 
 if TYPE_CHECKING:
     from relay.twilio_bridge import BridgeSettings
+
+log = logging.getLogger("relay.twilio_bridge")
 
 #: How many times a failed opening response is asked for again.
 RETRIES = 1
@@ -178,3 +181,17 @@ class Greeting:
             self.spoken = True
             return Verdict.SPOKEN
         return Verdict.RETRY if self.attempts <= RETRIES else Verdict.GIVE_UP
+
+
+def log_unfinished(end: ResponseEnd, ctx: dict[str, str]) -> None:
+    """A failed response is an OpenAI fault worth an alert; a cut one is routine."""
+    level = {"failed": logging.ERROR, "incomplete": logging.WARNING}.get(end.status, logging.INFO)
+    log.log(
+        level,
+        "OpenAI response %s %s: %s %s",
+        end.id,
+        end.status or "(no status)",
+        end.reason,
+        end.message,
+        extra={**ctx, "status": end.status, "reason": end.reason},
+    )

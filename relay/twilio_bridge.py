@@ -36,6 +36,7 @@ from relay.greeting import (
     Verdict,
     direction_of,
     greeting_item,
+    log_unfinished,
 )
 from relay.handover import PARAMETER as RESUME_PARAMETER
 from relay.handover import LoadResume
@@ -334,7 +335,7 @@ class TwilioBridge(ToolCalls, Continuity):
         if response_id == self._active_response:
             self._active_response = None
         if end.status != "completed":
-            self._log_unfinished(end)
+            log_unfinished(end, self._log_ctx())
         if response_id in self._cut_off and response_id not in self._transcript_line:
             # A cancelled response may end without a transcript event; its output has one.
             self._assistant_said(str(response_id), transcript_of(response))
@@ -377,21 +378,6 @@ class TwilioBridge(ToolCalls, Continuity):
 
     def _log_ctx(self) -> dict[str, str]:
         return {"call_sid": self.call_sid, "stream_sid": self.stream_sid}
-
-    def _log_unfinished(self, end: ResponseEnd) -> None:
-        """A failed response is an OpenAI fault worth an alert; a cut one is routine."""
-        level = {"failed": logging.ERROR, "incomplete": logging.WARNING}.get(
-            end.status, logging.INFO
-        )
-        log.log(
-            level,
-            "OpenAI response %s %s: %s %s",
-            end.id,
-            end.status or "(no status)",
-            end.reason,
-            end.message,
-            extra={**self._log_ctx(), "status": end.status, "reason": end.reason},
-        )
 
     # -- time -------------------------------------------------------------------------------
     def on_tick(self, now: float) -> list[Output]:
