@@ -36,6 +36,7 @@ from geventwebsocket.server import WebSocketServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common.config import Config
+from common.names import TWILIO_ORIGIN
 from common.prompts import website_prompt
 from common.twilio_client import make_client
 from relay import admission, metrics
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 #: Data the browser may send before OpenAI answers (about a minute of 24 kHz PCM as base64).
 MIN_QUEUE_BYTES = 4 << 20
 
-TWILIO_SURFACE = "twilio"
+TWILIO_SURFACE = TWILIO_ORIGIN  # the surface label is the token origin that opens it
 
 Session = Callable[[FastWebSocket, Admitted], None]
 

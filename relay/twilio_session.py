@@ -20,7 +20,8 @@ import orjson
 import redis
 
 from common.config import Config
-from common.redis_util import get_redis, key
+from common.names import call_end_key, call_transcript_channel
+from common.redis_util import get_redis
 from relay import handover, metrics
 from relay.bridge_types import RunTool
 from relay.call_tools import ToolSettings
@@ -74,13 +75,13 @@ def record_end(call_sid: str, reason: str) -> None:
     if not call_sid:
         return
     try:
-        get_redis().set(key("call_end", call_sid), reason, ex=END_REASON_TTL_SECONDS)
+        get_redis().set(call_end_key(call_sid), reason, ex=END_REASON_TTL_SECONDS)
     except redis.RedisError:
         log.warning("could not record why the call ended", extra={"call_sid": call_sid})
 
 
 def transcript_channel(call_sid: str) -> str:
-    return key("call_transcript", call_sid)
+    return call_transcript_channel(call_sid)
 
 
 def publish_transcript(call_sid: str, lines: list[tuple[str, str]]) -> None:
