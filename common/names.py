@@ -32,6 +32,7 @@ def call_transcript_channel(call_sid: str) -> str:
 
     return key(CALL_TRANSCRIPT, call_sid)
 
+
 # -- metrics ----------------------------------------------------------------------------------
 #: ``gateframes_webhook_events_total{route, outcome}``, counted by web processes through Redis.
 WEBHOOK_EVENTS = "gateframes_webhook_events"
