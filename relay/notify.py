@@ -48,24 +48,8 @@ def queue_voicemail_notice(
         "reason": reason,
         "lines": [list(line) for line in lines],
     }
-    try:
-        _celery().send_task(
-            NOTIFY_VOICEMAIL,
-            args=[notice],
-            retry=True,
-            retry_policy=RETRY_POLICY,
-        )
-    except Exception as exc:
-        log.error(
-            "voicemail notice not queued: %s",
-            type(exc).__name__,
-            extra={"call_sid": call_sid, "outcome": "notice_lost"},
-        )
-        metrics.VOICEMAIL_NOTICES.labels("lost").inc()
-        return False
-    metrics.VOICEMAIL_NOTICES.labels("queued").inc()
-    log.info("voicemail notice queued", extra={"call_sid": call_sid, "outcome": "queued"})
-    return True
+    return _queue(NOTIFY_VOICEMAIL, notice, call_sid, "voicemail notice", "notice_lost",
+                  metrics.VOICEMAIL_NOTICES)  # fmt: skip
 
 
 def queue_summary(record: dict[str, Any]) -> bool:
@@ -79,16 +63,22 @@ def queue_summary(record: dict[str, Any]) -> bool:
     ``tool_calls`` (``{"name", "arguments", "result"}``), ``messages`` (messages taken for
     staff) and ``transfers`` (``{"to", "status"}``). Everything must be JSON."""
     call_sid = str(record.get("call_sid") or "")
+    return _queue(SUMMARIZE_CALL, record, call_sid, "call summary", "summary_lost",
+                  metrics.SUMMARIES)  # fmt: skip
+
+
+def _queue(task: str, payload: dict[str, Any], call_sid: str, what: str, lost: str,
+           counter: Any) -> bool:  # fmt: skip
+    """Queue ``task`` by name (retrying the broker); count and log queued or lost."""
     try:
-        _celery().send_task(SUMMARIZE_CALL, args=[record], retry=True, retry_policy=RETRY_POLICY)
+        _celery().send_task(task, args=[payload], retry=True, retry_policy=RETRY_POLICY)
     except Exception as exc:
         log.error(
-            "call summary not queued: %s",
-            type(exc).__name__,
-            extra={"call_sid": call_sid, "outcome": "summary_lost"},
-        )
-        metrics.SUMMARIES.labels("lost").inc()
+            "%s not queued: %s", what, type(exc).__name__,
+            extra={"call_sid": call_sid, "outcome": lost},
+        )  # fmt: skip
+        counter.labels("lost").inc()
         return False
-    metrics.SUMMARIES.labels("queued").inc()
-    log.info("call summary queued", extra={"call_sid": call_sid, "outcome": "queued"})
+    counter.labels("queued").inc()
+    log.info("%s queued", what, extra={"call_sid": call_sid, "outcome": "queued"})
     return True
