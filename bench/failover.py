@@ -10,27 +10,106 @@ call survives a failure, over N calls of each kind, as p50/p99.
   to the first on the new one (so ±20 ms). The stopped relay is started again for the next
   round, and the roles swap.
 
-Everything runs locally as real processes (tests/voice/stack.py); Redis must answer at
-REDIS_URL (default redis://127.0.0.1:6379/<GATEFRAMES_TEST_REDIS_DB or 13>, flushed first).
+Everything runs locally as real processes (tests/voice/stack.py, on :mod:`sandbox.stack`);
+Redis must answer at REDIS_URL (default redis://127.0.0.1:6379/<GATEFRAMES_TEST_REDIS_DB or
+13>, flushed first). ``tests/voice/test_failover.py`` measures its callers' silence with the
+functions here, so the test and the figures mean the same thing.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
-import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import redis
 
-from sandbox import phone
-from tests.support import TEST_REDIS_DB, wait_for, wait_port
-from tests.voice.probes import Listener, longest_silence
-from tests.voice.stack import VoiceStack
+from sandbox import dial, phone
+from tests.support import TEST_REDIS_DB, wait_for
+from tests.voice.stack import Call, VoiceStack
+
+
+# ==== what the caller heard ====================================================================
+def longest_silence(heard_log: list[tuple[float, int]], since: float) -> float:
+    """The longest stretch without new audio that reaches past ``since`` (seconds)."""
+    times = [t for t, _ in heard_log]
+    return max((b - a for a, b in itertools.pairwise(times) if b >= since), default=0.0)
+
+
+def drop_mid_answer(stack: VoiceStack, call: Call) -> float:
+    """Let the greeting finish, speak, and drop OpenAI's socket once 600 ms of the answer are
+    out (so the answer is still being generated and heard); the ``monotonic()`` of the drop."""
+    call.phone.start_line()
+    wait_for(lambda: (s := stack.sessions()) and s[0]["responses"], 20)
+    wait_for(lambda: stack.sessions()[0]["responses"][0]["status"] == "completed", 20)
+    call.phone.say(phone.tone(800))
+    wait_for(
+        lambda: len(r := stack.sessions()[0]["responses"]) >= 2 and r[1]["audio_ms_sent"] >= 600,
+        20,
+    )
+    dropped_at = time.monotonic()
+    stack.realtime_fault(drop_now=1)
+    return dropped_at
+
+
+def silence_after(call: Call, since: float, then_heard_ms: float) -> float:
+    """Once the caller has heard ``then_heard_ms`` more audio: the longest silence heard on
+    the phone's own playback clock that reaches past ``since`` (seconds)."""
+    before = len(call.phone.heard)
+    wait_for(lambda: len(call.phone.heard) > before + then_heard_ms * phone.BYTES_PER_MS, 20)
+    return longest_silence(call.phone.heard_log, since)
+
+
+def draining_health(port: int) -> dict | None:
+    """A relay's /healthz body while it answers 503 (draining), else None."""
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 503:
+            return json.loads(exc.read())
+    except OSError:
+        pass
+    return None
+
+
+class Listener:
+    """Polls the Twilio simulator's call log every 20 ms: when each stream's heard audio grew."""
+
+    def __init__(self, call: dial.SimCall):
+        self.call = call
+        self.samples: list[tuple[float, list[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            streams = self.call.log()["streams"]
+            self.samples.append((time.monotonic(), [s["heard_ms"] for s in streams]))
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def gap(self) -> float:
+        """From the last growth of the first stream's audio to the first of the second's."""
+        final = max(h[0] for _, h in self.samples if h)
+        last_old = min(t for t, h in self.samples if h and h[0] == final)
+        first_new = min(t for t, h in self.samples if len(h) > 1 and h[1] > 0)
+        return first_new - last_old
+
+
+# ==== the benchmark ============================================================================
 
 
 def pct(values: list[float], q: float) -> float:
@@ -51,21 +130,8 @@ def drops(stack: VoiceStack, calls: int) -> list[float]:
     for _ in range(calls):
         stack.realtime_reset()
         call = stack.place_call(speed=1)
-        call.phone.start_line()
-        wait_for(lambda: (s := stack.sessions()) and s[0]["responses"], 20)
-        wait_for(lambda: stack.sessions()[0]["responses"][0]["status"] == "completed", 20)
-        call.phone.say(phone.tone(800))
-        wait_for(
-            lambda: (
-                len(r := stack.sessions()[0]["responses"]) >= 2 and r[1]["audio_ms_sent"] >= 600
-            ),
-            20,
-        )
-        dropped_at = time.monotonic()
-        stack.realtime_fault(drop_now=1)
-        before = len(call.phone.heard)
-        wait_for(lambda c=call, b=before: len(c.phone.heard) > b + 8 * 1500, 20)
-        gaps.append(longest_silence(call.phone.heard_log, dropped_at))
+        dropped_at = drop_mid_answer(stack, call)
+        gaps.append(silence_after(call, dropped_at, then_heard_ms=1500))
         call.phone.hang_up()
         call.phone.wait_closed(10)
     return gaps
@@ -100,19 +166,17 @@ def handovers(stack: VoiceStack, calls: int, per_restart: int) -> list[float]:
         listeners = [Listener(c) for c in batch]
         old, new = names
         stack.router.target = stack.relay_ports[1 if old == "relay" else 0]
-        stack.procs[old].popen.send_signal(signal.SIGTERM)
+        stack.terminate(old)
         for c in batch:
             wait_for(lambda c=c: len(s := c.log()["streams"]) == 2 and s[1]["heard_ms"] > 300, 30)
-        stack.procs[old].popen.wait(30)
+        stack.wait_exit(old, 30)
         for listener in listeners:
             listener.stop()
         gaps += [listener.gap() for listener in listeners]
         for c in batch:
             c.hang_up()
         # Start the stopped relay again on its port: the next round drains the other one.
-        port = stack.relay_ports[0 if old == "relay" else 1]
-        stack.procs[old] = stack._proc(old, "relay", port, env=stack.relay_env)
-        wait_port(port, proc=stack.procs[old].popen)
+        stack.restart(old)
         names = [new, old]
     return gaps
 
@@ -125,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = os.environ.get("REDIS_URL", f"redis://127.0.0.1:6379/{TEST_REDIS_DB}")
     redis.Redis.from_url(url).flushdb()
-    stack = VoiceStack(Path(tempfile.mkdtemp(prefix="failover-")), url, relays=2)
-    stack.start(realtime_speed=1.0)
+    log_dir = Path(tempfile.mkdtemp(prefix="failover-"))
+    stack = VoiceStack(log_dir, url, relays=2, realtime_speed=1.0).start()
     try:
         lines = []
         if args.kind in ("drop", "both"):

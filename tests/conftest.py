@@ -29,3 +29,18 @@ def redis_client(redis_url: str):
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the test item, so a fixture can tell its test failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def failed_in_call(request: pytest.FixtureRequest) -> bool:
+    """Whether the test running ``request`` failed in its call phase (for a fixture's teardown,
+    which then prints the logs of the processes the test used)."""
+    rep = getattr(request.node, "rep_call", None)
+    return bool(rep and rep.failed)

@@ -1,4 +1,6 @@
-"""A shared SMS stack for the module, reset between tests."""
+"""A shared SMS stack for the module, reset between tests.
+
+A module that needs other settings names them in ``STACK_ENV`` (a dict of variables)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,18 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, failed_in_call
 from tests.sms.stack import Stack
 from tests.support import http_json
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
     redis.Redis.from_url(REDIS_URL).flushdb()
-    s = Stack(tmp_path_factory.mktemp("sms-stack"), REDIS_URL).start()
+    env = getattr(request.module, "STACK_ENV", None)
+    s = Stack(tmp_path_factory.mktemp("sms-stack"), REDIS_URL, env=env).start()
     yield s
     s.stop()
 
@@ -27,12 +32,5 @@ def sms(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
     http_json("POST", stack.twilio_url + "/_sandbox/reset")
     http_json("POST", stack.openai_url + "/_sandbox/reset")
     yield stack
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+    if failed_in_call(request):
         print(stack.logs())
-
-
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)

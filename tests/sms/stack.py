@@ -1,12 +1,9 @@
-"""The SMS stack as real processes: Twilio and OpenAI simulators, web, Celery worker."""
+"""The SMS stack as real processes: Twilio and OpenAI simulators, web, Celery worker (started by
+:mod:`sandbox.stack`), and what a test does with it: text it, fault it, read its outcomes."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
-import signal
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,16 +11,16 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from tests.support import (
-    PYTHON,
-    Proc,
-    base_env,
-    celery_worker_args,
+from sandbox import stack as services
+from sandbox.stack import (
+    Credentials,
+    Ports,
+    ProcessStack,
+    clean_environment,
     free_port,
-    http_json,
-    wait_for,
-    wait_port,
+    stack_environment,
 )
+from tests.support import http_json, wait_for
 
 BOT = "gateframes-bot"
 #: A worker's last word on a message: nothing more will happen to it in that delivery.
@@ -59,34 +56,41 @@ def post_form(
         return err.code, err.read().decode(), dict(err.headers)
 
 
-class Stack:
-    """Start with :meth:`start`; tests talk to it like Twilio and a phone would."""
+class Stack(ProcessStack):
+    """The SMS processes (:mod:`sandbox.stack`) with SMS-test timings; start with
+    :meth:`start`; tests talk to it like Twilio and a phone would.
+
+    ``redis_url=None``: the stack runs a private redis-server (``persistent``: with an
+    fsync-always AOF) that :meth:`stop_redis` / :meth:`start_redis` take down and bring back."""
 
     def __init__(
         self,
         log_dir: Path,
-        redis_url: str,
+        redis_url: str | None,
         env: dict[str, str] | None = None,
         worker_concurrency: int = 2,
+        *,
+        persistent_redis: bool = False,
     ):
-        self.log_dir = log_dir
-        self.account_sid = "AC" + secrets.token_hex(16)
-        self.auth_token = secrets.token_hex(16)
-        self.api_key = "sk-test-" + secrets.token_hex(8)
-        self.twilio_port, self.openai_port, self.web_port = free_port(), free_port(), free_port()
-        self.web_url = f"http://127.0.0.1:{self.web_port}"
-        self.twilio_url = f"http://127.0.0.1:{self.twilio_port}"
-        self.openai_url = f"http://127.0.0.1:{self.openai_port}"
-        self.env = base_env(
+        self.creds = Credentials.fresh()
+        self.ports = Ports.free()
+        self.account_sid, self.auth_token = self.creds.account_sid, self.creds.auth_token
+        self.api_key = self.creds.openai_key
+        self.twilio_port, self.openai_port = self.ports.twilio, self.ports.openai
+        self.web_port = self.ports.web
+        self.web_url, self.twilio_url = self.ports.web_url, self.ports.twilio_url
+        self.openai_url = self.ports.openai_url
+        redis_port = free_port() if redis_url is None else None
+        self.redis_url = redis_url or f"redis://127.0.0.1:{redis_port}/0"
+        super().__init__(
+            log_dir,
+            stack_environment(
+                clean_environment(), self.ports, self.creds, redis_url=self.redis_url
+            ),
+        )
+        self.env.update(
             {
-                "TWILIO_ACCOUNT_SID": self.account_sid,
-                "TWILIO_AUTH_TOKEN": self.auth_token,
-                "TWILIO_API_BASE_URL": self.twilio_url,
-                "OPENAI_API_KEY": self.api_key,
-                "OPENAI_BASE_URL": self.openai_url + "/v1",
                 "OPENAI_CHAT_MODEL": "gpt-5.5",
-                "PUBLIC_BASE_URL": self.web_url,
-                "REDIS_URL": redis_url,
                 "SPOOL_DIR": str(log_dir / "spool"),
                 "SPOOL_DRAIN_INTERVAL_SECONDS": "0.5",
                 "TASK_RETRY_BACKOFF_SECONDS": "0.2",
@@ -98,88 +102,38 @@ class Stack:
             }
         )
         self.worker_concurrency = worker_concurrency
-        self.procs: dict[str, Proc] = {}
+        if redis_port is not None:
+            data = log_dir / "redis"
+            data.mkdir(exist_ok=True)
+            self.add(services.redis_server(redis_port, data, persistent_redis))
+        self.add(
+            services.twilio_sim(
+                self.twilio_port, self.creds, webhook_url=self.web_url + "/twilio/convo"
+            ),
+            services.openai_sim(self.openai_port, self.api_key),
+            services.web(self.web_port),
+            services.worker("worker", worker_concurrency),
+        )
 
     # -- processes ---------------------------------------------------------------------------
-    def start(self) -> Stack:
-        try:
-            return self._start()
-        except BaseException:
-            print(self.logs())
-            self.stop()
-            raise
-
-    def _start(self) -> Stack:
-        self.procs["twilio"] = Proc(
-            "twilio-sim",
-            [
-                PYTHON,
-                "-m",
-                "sandbox.twilio_sim",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.twilio_port),
-                "--account-sid",
-                self.account_sid,
-                "--auth-token",
-                self.auth_token,
-                "--webhook-url",
-                self.web_url + "/twilio/convo",
-            ],
-            self.env,
-            self.log_dir,
-        )
-        self.procs["openai"] = Proc(
-            "openai-sim",
-            [
-                PYTHON,
-                "-m",
-                "sandbox.openai_sim",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.openai_port),
-                "--api-key",
-                self.api_key,
-            ],
-            self.env,
-            self.log_dir,
-        )
-        self.start_web()
-        self.start_worker()
-        for name, port in (("twilio", self.twilio_port), ("openai", self.openai_port)):
-            wait_port(port, proc=self.procs[name].popen)
-        wait_port(self.web_port, proc=self.procs["web"].popen)
-        self.wait_worker_ready()
+    def start(self, *names: str, wait: bool = True) -> Stack:
+        if not names and "redis" in self.services and not self.alive("redis"):
+            super().start("redis")  # the others connect to it as they start
+        super().start(*names, wait=wait)
         return self
 
-    def start_web(self) -> None:
-        self.procs["web"] = Proc(
-            "web",
-            [PYTHON, "-m", "webhooks", "--host", "127.0.0.1", "--port", str(self.web_port)],
-            self.env,
-            self.log_dir,
-        )
+    def start_worker(
+        self, name: str = "worker", env: dict[str, str] | None = None, wait: bool = True
+    ) -> None:
+        """Another Celery worker (its own log, so ``log_records("worker")`` sees them all)."""
+        self.run(services.worker(name, self.worker_concurrency, env), wait=wait)
 
-    def start_worker(self, name: str = "worker") -> None:
-        args = celery_worker_args(name, self.worker_concurrency)
-        self.procs[name] = Proc(name, args, self.env, self.log_dir)
+    def stop_redis(self) -> None:
+        """Take the stack's private Redis down (SIGTERM: an AOF is flushed, as on a restart)."""
+        self.stop("redis")
 
-    def wait_worker_ready(self, name: str = "worker", timeout: float = 60.0) -> None:
-        wait_for(lambda: "ready." in self.procs[name].log_text(), timeout=timeout)
-
-    def kill_worker(self, name: str = "worker") -> None:
-        """SIGKILL the worker and its pool children, as an OOM killer or a host crash would."""
-        kill_tree(self.procs[name].popen.pid)
-        self.procs[name].popen.wait()
-
-    def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            proc.stop()
-
-    def logs(self) -> str:
-        return "\n".join(f"==== {n} ====\n{p.log_text()[-6000:]}" for n, p in self.procs.items())
+    def start_redis(self) -> None:
+        self.start("redis")
 
     # -- acting like Twilio and a phone --------------------------------------------------------
     def text(
@@ -257,15 +211,7 @@ class Stack:
 
     def log_records(self, prefix: str = "worker") -> list[dict]:
         """The JSON log records of every process whose name starts with ``prefix``."""
-        out = []
-        for name, proc in self.procs.items():
-            if not name.startswith(prefix):
-                continue
-            for line in proc.log_text().splitlines():
-                if line.startswith("{"):
-                    with contextlib.suppress(ValueError):
-                        out.append(json.loads(line))
-        return out
+        return super().log_records(prefix)
 
     def wait_outcome(self, message_sid: str, timeout: float = 30.0) -> dict:
         """Wait until a worker has finished with ``message_sid`` (its final log record): the
@@ -295,21 +241,3 @@ class Stack:
             ),
             timeout=timeout,
         )
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and its children (read from /proc, no extra packages)."""
-    children: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            children.append(int(entry.name))
-    for victim in [*children, pid]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(victim, signal.SIGKILL)

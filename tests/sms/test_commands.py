@@ -123,4 +123,4 @@ def test_twilio_error_text_is_never_echoed(sms: Stack) -> None:
     [ack] = sms.wait_bot_messages(conv)
     assert "Sorry, I couldn't call +14155550000 (the phone service refused it)" in ack["body"]
     assert "routing" not in ack["body"] and "AC123" not in ack["body"]
-    assert "internal routing table" in sms.procs["worker"].log_text()  # staff can see why
+    assert "internal routing table" in sms.log_text("worker")  # staff can see why

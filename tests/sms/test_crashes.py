@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack
-from tests.support import PrivateRedis, wait_for
+from tests.support import wait_for
 
 ALICE = "+14155550100"
 
@@ -36,10 +34,9 @@ def test_worker_killed_mid_task_replies_exactly_once(tmp_path: Path) -> None:
         stack.openai_fault(status=200, count=1, delay_seconds=6)  # the first reply stalls
         conv = stack.text(ALICE, "please answer once")["conversation_sid"]
         wait_for(lambda: stack.chat_requests(), timeout=20)  # the task is mid-flight
-        stack.kill_worker()
+        stack.kill("worker")
         assert stack.bot_messages(conv) == []
         stack.start_worker("worker2")
-        stack.wait_worker_ready("worker2")
         replies = stack.wait_bot_messages(conv, timeout=90)
         message_sid = json.loads(replies[0]["attributes"])["reply_to"]
         stack.wait_outcome(message_sid)
@@ -63,9 +60,8 @@ def test_worker_killed_with_default_timings_is_answered_within_3_minutes(tmp_pat
         conv = sent["conversation_sid"]
         wait_for(lambda: stack.chat_requests(), timeout=20)  # the task is mid-flight
         killed_at = time.monotonic()
-        stack.kill_worker()
+        stack.kill("worker")
         stack.start_worker("worker2")
-        stack.wait_worker_ready("worker2")
         [reply] = stack.wait_bot_messages(conv, timeout=180)
         waited = time.monotonic() - killed_at
         print(f"answered {waited:.0f} s after the worker was killed")
@@ -78,27 +74,20 @@ def test_worker_killed_with_default_timings_is_answered_within_3_minutes(tmp_pat
         stack.stop()
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_redis_down_during_webhook_message_answered_later(tmp_path: Path, private_redis) -> None:
-    stack = Stack(tmp_path, private_redis.url, env={"PUBLISH_RETRY_SECONDS": "0.5"}).start()
+def test_redis_down_during_webhook_message_answered_later(tmp_path: Path) -> None:
+    # redis_url=None: the stack's own Redis, which it can stop
+    stack = Stack(tmp_path, None, env={"PUBLISH_RETRY_SECONDS": "0.5"}).start()
     try:
         conv = stack.text(ALICE, "warm up")["conversation_sid"]
         stack.wait_bot_messages(conv)
-        private_redis.stop()
+        stack.stop_redis()
         sent = stack.text(ALICE, "sent while Redis is down", conversation_sid=conv)
         assert sent["webhook_status"] == 200
         assert "spooled" in sent.get("webhook_body", "spooled")
         spool = tmp_path / "spool"
         assert len(list(spool.glob("*.json"))) == 1
         assert len(stack.bot_messages(conv)) == 1  # nothing can be queued while Redis is down
-        private_redis.start()
+        stack.start_redis()
         replies = stack.wait_bot_messages(conv, count=2, timeout=90)
         assert json.loads(replies[-1]["attributes"])["reply_to"] == sent["message_sid"]
         wait_for(lambda: not list(spool.glob("*.json*")), timeout=10)
@@ -119,18 +108,17 @@ def test_a_message_lost_by_the_broker_is_published_again_from_the_inbox(tmp_path
         env={"INBOX_REDELIVER_SECONDS": "3", "SPOOL_DRAIN_INTERVAL_SECONDS": "0.5"},
     ).start()
     try:
-        stack.kill_worker()
+        stack.kill("worker")
         sent = stack.text(ALICE, "lost in the broker")
         assert sent["webhook_status"] == 200
         assert client.llen("gateframes") == 1
         client.delete("gateframes")  # the broker lost it
         assert client.zcard("gf:inbox") == 1
         stack.start_worker("worker2")
-        stack.wait_worker_ready("worker2")
         [reply] = stack.wait_bot_messages(sent["conversation_sid"], timeout=30)
         assert json.loads(reply["attributes"])["reply_to"] == sent["message_sid"]
         wait_for(lambda: client.zcard("gf:inbox") == 0, timeout=10)
-        assert "published again" in stack.procs["web"].log_text()
+        assert "published again" in stack.log_text("web")
         # the inbox entry is gone (no more republishing) and the broker holds nothing queued
         # or in flight: every delivery there was has run, and there was one reply
         wait_for(lambda: client.llen("gateframes") == 0 and client.hlen("unacked") == 0)

@@ -86,7 +86,7 @@ def test_openai_timing_out_is_retried_then_answered(sms: Stack) -> None:
     [reply] = sms.wait_bot_messages(conv, timeout=60)
     assert reply["body"] != MAINTENANCE_REPLY and "slow model?" in reply["body"]
     assert len(sms.chat_requests()) == 2  # the timed-out try and the retry
-    assert "APITimeoutError" in sms.procs["worker"].log_text()
+    assert "APITimeoutError" in sms.log_text("worker")
     # the stalled first request finishing late must not add a reply: once the simulator has
     # answered it (its record gets a status), the absence means something
     wait_for(lambda: all("status" in r for r in sms.chat_requests()), timeout=15)

@@ -236,7 +236,7 @@ def test_state_updated_answers_newest_message(sms: Stack) -> None:
 def _worker_log(sms: Stack, conversation_sid: str) -> list[dict]:
     """The worker's JSON log records about one conversation."""
     out = []
-    for line in sms.procs["worker"].log_text().splitlines():
+    for line in sms.log_text("worker").splitlines():
         if line.startswith("{") and conversation_sid in line:
             try:
                 out.append(json.loads(line))

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.sms.stack import Stack
-from tests.support import PrivateRedis, wait_for
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1200)]
 
@@ -27,12 +27,9 @@ CONVERSATIONS = 100  # ten texts each: under the per-conversation limit of 12 pe
 
 
 def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path) -> None:
-    server = PrivateRedis(tmp_path / "redis", persistent=True)
-    (tmp_path / "redis").mkdir()
-    server.start()
     stack = Stack(
         tmp_path,
-        server.url,
+        None,  # the stack's own Redis, persistent, which the chaos restarts
         env={
             "PUBLISH_RETRY_SECONDS": "0.5",
             "TASK_TIME_LIMIT_SECONDS": "8",
@@ -41,6 +38,7 @@ def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path)
             "INBOX_REDELIVER_SECONDS": "30",
         },
         worker_concurrency=4,
+        persistent_redis=True,
     ).start()
     sent: list[dict] = []
     lock = threading.Lock()
@@ -64,15 +62,16 @@ def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path)
 
         def chaos() -> None:
             time.sleep(3)
-            stack.kill_worker("worker")
-            stack.start_worker("worker2")
+            stack.kill("worker")
+            stack.start_worker("worker2", wait=False)  # comes up while the chaos goes on
             time.sleep(4)
-            server.stop()  # Redis down: webhooks spool to disk
+            stack.stop_redis()  # Redis down: webhooks spool to disk
             time.sleep(3)
-            server.start()
+            stack.start_redis()
             time.sleep(4)
-            stack.kill_worker("worker2")
-            stack.start_worker("worker3")
+            stack.wait_ready("worker2")  # killed once it runs, not while it starts
+            stack.kill("worker2")
+            stack.start_worker("worker3", wait=False)
             chaos_done.set()
 
         threading.Thread(target=chaos, daemon=True).start()
@@ -96,7 +95,7 @@ def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path)
             raise AssertionError(f"{len(missing)} of {MESSAGES} never answered") from None
         # every delivery has run once the broker holds nothing queued or in flight (a crashed
         # worker's messages come back from "unacked" and would run again first)
-        broker = redis.Redis.from_url(stack.env["REDIS_URL"])
+        broker = redis.Redis.from_url(stack.redis_url)
         wait_for(
             lambda: broker.llen("gateframes") == 0 and broker.hlen("unacked") == 0,
             timeout=120,
@@ -108,4 +107,3 @@ def test_thousand_texts_through_worker_kills_and_a_redis_restart(tmp_path: Path)
         assert want <= set(replies)
     finally:
         stack.stop()
-        server.stop()

@@ -4,27 +4,15 @@ simulator's own records: no call was created, no group conversation exists."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-import redis
-
 from common.prompts import IDENTITY
-from tests.conftest import REDIS_URL
 from tests.sms.stack import BOT_NUMBER, STAFF, Stack
 
 ALICE, DANA = STAFF
 MALLORY = "+14155550666"  # texts the public number; not staff
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Small caps so a test can use them up: 3 calls per author and 4 in all per day."""
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    env = {"CALLS_PER_AUTHOR_PER_DAY": "3", "CALLS_PER_DAY": "4", "COMMAND_MAX_NUMBERS": "5"}
-    s = Stack(tmp_path_factory.mktemp("staff-stack"), REDIS_URL, env=env).start()
-    yield s
-    s.stop()
+#: Small caps so a test can use them up: 3 calls per author and 4 in all per day.
+STACK_ENV = {"CALLS_PER_AUTHOR_PER_DAY": "3", "CALLS_PER_DAY": "4", "COMMAND_MAX_NUMBERS": "5"}
 
 
 def _calls(sms: Stack) -> list[dict]:

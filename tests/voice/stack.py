@@ -1,4 +1,5 @@
-"""The phone-call stack as real processes: Realtime and Twilio simulators, web, relay.
+"""The phone-call stack as real processes (:mod:`sandbox.stack`): Realtime and Twilio
+simulators, web, relay.
 
 A test places calls the way Twilio does (:mod:`sandbox.dial`: signed ``/twilio/voice``, then
 the ``<Stream>`` it names) with the phone simulator (:mod:`sandbox.phone`), and asks the
@@ -7,26 +8,23 @@ Realtime simulator what OpenAI would have seen (``/_sandbox/sessions``).
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from sandbox import dial, phone
-from tests.sms.stack import kill_tree
-from tests.support import (
-    PYTHON,
-    Proc,
-    base_env,
-    celery_worker_args,
+from sandbox import stack as services
+from sandbox.stack import (
+    Credentials,
+    Ports,
+    ProcessStack,
+    clean_environment,
     free_port,
-    http_json,
-    wait_for,
-    wait_port,
+    stack_environment,
 )
+from tests.support import http_json, wait_for
 from tests.voice.router import Router
 
 BOT_NUMBER = "+14082605145"
@@ -42,7 +40,15 @@ class Call:
     phone: phone.Phone
 
 
-class VoiceStack:
+class VoiceStack(ProcessStack):
+    """The voice processes (:mod:`sandbox.stack`): Realtime and Twilio simulators, web, relay.
+
+    ``relays=2``: two relay processes (``relay``, ``relay2``) behind a
+    :class:`tests.voice.router.Router` (``RELAY_PUBLIC_URL`` for everyone), new connections
+    going to the first. ``chat``: also the OpenAI chat simulator (the call summary's model).
+    ``worker``: a Celery worker too. ``realtime_speed``: how much faster than real time the
+    Realtime simulator streams its audio, as OpenAI does (None: its default, real time)."""
+
     def __init__(
         self,
         log_dir: Path,
@@ -53,135 +59,57 @@ class VoiceStack:
         worker: bool = False,
         relays: int = 1,
         chat: bool = False,
+        realtime_speed: float | None = 4.0,
     ):
-        """``relays=2``: two relay processes behind a :class:`tests.voice.router.Router`
-        (``RELAY_PUBLIC_URL`` for everyone), new connections going to the first. ``chat``:
-        also the OpenAI chat simulator (the call summary's model)."""
-        self.log_dir = log_dir
-        self.key = secrets.token_bytes(32)
-        self.auth_token = secrets.token_hex(16)
-        self.account_sid = "AC" + secrets.token_hex(16)
-        self.api_key = "sk-sim-" + secrets.token_hex(8)
-        ports = [free_port() for _ in range(5)]
-        self.realtime_port, self.twilio_port, self.web_port, self.relay_port = ports[:4]
-        self.chat_port = ports[4] if chat else None
-        self.chat_url = f"http://127.0.0.1:{ports[4]}"
-        self.web_url = f"http://127.0.0.1:{self.web_port}"
+        self.creds = Credentials.fresh()
+        self.ports = Ports.free()
+        self.key, self.auth_token = self.creds.encryption_key, self.creds.auth_token
+        self.account_sid, self.api_key = self.creds.account_sid, self.creds.openai_key
+        self.realtime_port, self.twilio_port = self.ports.realtime, self.ports.twilio
+        self.web_port, self.relay_port = self.ports.web, self.ports.relay
+        self.chat_url, self.web_url = self.ports.openai_url, self.ports.web_url
+        self.realtime_http, self.twilio_url = self.ports.realtime_url, self.ports.twilio_url
         self.relay_ports = [self.relay_port] + [free_port() for _ in range(relays - 1)]
         self.router = Router(self.relay_port).start() if relays > 1 else None
         public = self.router.port if self.router else self.relay_port
         self.relay_url = f"ws://127.0.0.1:{public}"
-        self.realtime_http = f"http://127.0.0.1:{self.realtime_port}"
-        self.twilio_url = f"http://127.0.0.1:{self.twilio_port}"
-        self.env = base_env(
+        base = clean_environment()
+        super().__init__(
+            log_dir, stack_environment(base, self.ports, self.creds, redis_url=redis_url)
+        )
+        self.env.update(
             {
-                "TWILIO_ACCOUNT_SID": self.account_sid,
-                "TWILIO_AUTH_TOKEN": self.auth_token,
-                "TWILIO_API_BASE_URL": f"http://127.0.0.1:{self.twilio_port}",
-                "OPENAI_API_KEY": self.api_key,
-                "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{self.realtime_port}/v1/realtime",
-                "PUBLIC_BASE_URL": self.web_url,
                 "RELAY_PUBLIC_URL": self.relay_url,
-                "ENCRYPTION_KEY": base64.b64encode(self.key).decode(),
                 "BOT_PROJECTED_ADDRESS": BOT_NUMBER,
-                "REDIS_URL": redis_url,
                 "LOG_FORMAT": "json",
-                **({"OPENAI_BASE_URL": self.chat_url + "/v1"} if chat else {}),
                 **(env or {}),
             }
         )
         self.relay_env = relay_env or {}
-        self.worker = worker
-        self.procs: dict[str, Proc] = {}
+        self.add(
+            services.realtime_sim(self.realtime_port, self.api_key, realtime_speed),
+            services.twilio_sim(self.twilio_port, self.creds),
+            *([services.openai_sim(self.ports.openai, self.api_key)] if chat else []),
+            services.web(self.web_port),
+            *(
+                services.relay(port, "relay" if n == 0 else f"relay{n + 1}", self.relay_env)
+                for n, port in enumerate(self.relay_ports)
+            ),
+            *([services.worker("worker")] if worker else []),
+        )
 
-    def start(self, realtime_speed: float = 4.0) -> VoiceStack:
-        try:
-            self._start(realtime_speed)
-        except BaseException:
-            print(self.logs())
-            self.stop()
-            raise
+    def start(self, *names: str, wait: bool = True) -> VoiceStack:
+        super().start(*names, wait=wait)
         return self
-
-    def _start(self, realtime_speed: float) -> None:
-        self.procs["realtime"] = self._proc(
-            "realtime-sim",
-            "sandbox.realtime_sim",
-            self.realtime_port,
-            ["--api-key", self.api_key, "--speed", str(realtime_speed)],
-        )
-        self.procs["twilio"] = self._proc(
-            "twilio-sim",
-            "sandbox.twilio_sim",
-            self.twilio_port,
-            ["--account-sid", self.account_sid, "--auth-token", self.auth_token],
-        )
-        if self.chat_port is not None:
-            self.procs["chat"] = self._proc(
-                "chat-sim", "sandbox.openai_sim", self.chat_port, ["--api-key", self.api_key]
-            )
-        self.procs["web"] = self._proc("web", "webhooks", self.web_port)
-        for n, port in enumerate(self.relay_ports):
-            name = "relay" if n == 0 else f"relay{n + 1}"
-            self.procs[name] = self._proc(name, "relay", port, env=self.relay_env)
-        if self.worker:
-            args = celery_worker_args("worker", 1)
-            self.procs["worker"] = Proc("worker", args, self.env, self.log_dir)
-        relays = [
-            ("relay" if n == 0 else f"relay{n + 1}", p) for n, p in enumerate(self.relay_ports)
-        ]
-        for name, port in (
-            ("realtime", self.realtime_port),
-            ("twilio", self.twilio_port),
-            ("web", self.web_port),
-            *relays,
-            *([("chat", self.chat_port)] if self.chat_port is not None else []),
-        ):
-            wait_port(port, proc=self.procs[name].popen)
-
-    def _proc(
-        self,
-        name: str,
-        module: str,
-        port: int,
-        extra: list[str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> Proc:
-        args = [PYTHON, "-m", module, "--host", "127.0.0.1", "--port", str(port), *(extra or [])]
-        return Proc(name, args, {**self.env, **(env or {})}, self.log_dir)
 
     def start_worker(self, name: str = "worker", env: dict[str, str] | None = None) -> None:
         """A Celery worker (prefork, one process), ready when this returns."""
-        args = celery_worker_args(name, 1)
-        self.procs[name] = Proc(name, args, {**self.env, **(env or {})}, self.log_dir)
-        wait_for(lambda: "ready." in self.procs[name].log_text(), timeout=60)
+        self.run(services.worker(name, 1, env))
 
-    def kill_worker(self, name: str = "worker") -> None:
-        """SIGKILL the worker and its pool children, as a host crash would."""
-        kill_tree(self.procs[name].popen.pid)
-        self.procs[name].popen.wait()
-
-    def log_records(self, prefix: str) -> list[dict[str, Any]]:
-        """The JSON log records of every process whose name starts with ``prefix``."""
-        out = []
-        for name, proc in self.procs.items():
-            if name.startswith(prefix):
-                for line in proc.log_text().splitlines():
-                    if line.startswith("{"):
-                        try:
-                            out.append(json.loads(line))
-                        except ValueError:
-                            continue
-        return out
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.stop()
-        if self.router is not None:
+    def stop(self, name: str | None = None) -> None:
+        super().stop(name)
+        if name is None and self.router is not None:
             self.router.stop()
-
-    def logs(self) -> str:
-        return "\n".join(f"==== {n}\n{p.log_text()[-6000:]}" for n, p in self.procs.items())
 
     # -- calls -------------------------------------------------------------------------------
     def place_call(
@@ -227,7 +155,7 @@ class VoiceStack:
         http_json("GET", f"{self.realtime_http}/_sandbox/faults?{query}")
 
     def twilio_state(self) -> dict[str, Any]:
-        return http_json("GET", f"http://127.0.0.1:{self.twilio_port}/_sandbox/state")
+        return http_json("GET", f"{self.twilio_url}/_sandbox/state")
 
     def realtime_reset(self) -> None:
         http_json("GET", self.realtime_http + "/_sandbox/reset")

@@ -9,7 +9,6 @@ on before any stream or Realtime session exists.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,31 +17,15 @@ from twilio.rest import Client
 from common import prompts
 from sandbox import dial, phone
 from sandbox.twilio_sim.sdk import RebasedHttpClient
-from tests.conftest import REDIS_URL
 from tests.support import http_json, wait_for
 from tests.voice.stack import BOT_NUMBER, CALLER, VoiceStack
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    s = VoiceStack(tmp_path_factory.mktemp("amd-calls"), REDIS_URL).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh_simulator(stack: VoiceStack, request: pytest.FixtureRequest) -> Iterator[None]:
-    stack.realtime_reset()
-    yield
-    if request.session.testsfailed:
-        print(stack.logs())
-
-
 def answer(stack: VoiceStack, machine_detection: str, answered_by: str) -> tuple[str, ET.Element]:
     """Place the call through the Calls API as the worker does, answer it; the app's TwiML."""
-    twilio_url = f"http://127.0.0.1:{stack.twilio_port}"
+    twilio_url = stack.twilio_url
     client = Client(stack.account_sid, stack.auth_token, http_client=RebasedHttpClient(twilio_url))
     call = client.calls.create(
         to=CALLER,

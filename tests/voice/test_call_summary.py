@@ -43,10 +43,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         # the staff Conversation exists before the worker that posts into it is configured
         conv = s_client(s).conversations.v1.conversations.create(friendly_name="GateFrames staff")
-        s.procs["worker"].stop()
         s.env["STAFF_CONVERSATION_SID"] = conv.sid
-        s.start_worker("worker")
-        s.wait_worker_ready("worker")
+        s.restart("worker")
         s.staff_conversation = conv.sid  # type: ignore[attr-defined]
         yield s
     finally:
@@ -159,10 +157,9 @@ def test_worker_killed_mid_summary_still_sends_once(stack: Stack) -> None:
     record = call_record()
     assert notify.queue_summary(record)
     wait_for(lambda: len(stack.chat_requests()) > asked, timeout=20)  # mid-flight
-    stack.kill_worker()
+    stack.kill("worker")
     assert sms_since(stack, before) == [] and posts_for(stack, record["call_sid"]) == []
     stack.start_worker("worker2")
-    stack.wait_worker_ready("worker2")
     delivered(stack, record["call_sid"], before)
     # the killed worker's stalled request is answered into the void; then nothing else can
     # come from it

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from common import prompts
 from sandbox import dial, phone
-from tests.conftest import REDIS_URL
 from tests.support import wait_for
 from tests.voice.stack import BOT_NUMBER, CALLER, Call, VoiceStack
 from webhooks.transfer import NO_ANSWER
@@ -25,20 +24,7 @@ STAFF = "+14155550177"
 BYTES_PER_MS = phone.BYTES_PER_MS
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    env = {"STAFF_TRANSFER_NUMBER": STAFF, "STAFF_TRANSFER_TIMEOUT_SECONDS": "5"}
-    s = VoiceStack(tmp_path_factory.mktemp("tools"), REDIS_URL, env=env).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh(stack: VoiceStack, request: pytest.FixtureRequest) -> Iterator[None]:
-    stack.realtime_reset()
-    yield
-    if request.session.testsfailed:
-        print(stack.logs())
+STACK_OPTIONS = {"env": {"STAFF_TRANSFER_NUMBER": STAFF, "STAFF_TRANSFER_TIMEOUT_SECONDS": "5"}}
 
 
 def newest(stack: VoiceStack) -> dict:
@@ -206,7 +192,7 @@ NOTIFY = ("+14155550142", "+14155550143")
 
 
 @pytest.fixture(scope="module")
-def summary_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
+def summary_stack(voice_stack: Callable[..., VoiceStack]) -> VoiceStack:
     env = {
         "STAFF_NOTIFY_TO": ",".join(NOTIFY),
         # short task timings: a killed worker's summary is redelivered within seconds
@@ -214,19 +200,16 @@ def summary_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceSta
         "CELERY_VISIBILITY_TIMEOUT": "4",
         "TASK_LOCK_SECONDS": "4",
     }
-    s = VoiceStack(tmp_path_factory.mktemp("summary"), REDIS_URL, env=env, chat=True).start()
-    try:
-        from twilio.rest import Client
+    s = voice_stack(env=env, chat=True)
+    from twilio.rest import Client
 
-        from sandbox.twilio_sim.sdk import RebasedHttpClient
+    from sandbox.twilio_sim.sdk import RebasedHttpClient
 
-        client = Client(s.account_sid, s.auth_token, http_client=RebasedHttpClient(s.twilio_url))
-        conv = client.conversations.v1.conversations.create(friendly_name="GateFrames staff")
-        s.conversation = conv.sid  # type: ignore[attr-defined]
-        s.start_worker("worker", {"STAFF_CONVERSATION_SID": conv.sid})
-        yield s
-    finally:
-        s.stop()
+    client = Client(s.account_sid, s.auth_token, http_client=RebasedHttpClient(s.twilio_url))
+    conv = client.conversations.v1.conversations.create(friendly_name="GateFrames staff")
+    s.conversation = conv.sid  # type: ignore[attr-defined]
+    s.start_worker("worker", {"STAFF_CONVERSATION_SID": conv.sid})
+    return s
 
 
 def posts_for(stack: VoiceStack, call_sid: str) -> list[dict]:
@@ -288,7 +271,7 @@ def test_a_worker_killed_mid_summary_still_sends_it_once(summary_stack: VoiceSta
     asked, before = len(stack.chat_requests()), len(stack.twilio_state()["sms"])
     call = goodbye_call(stack)
     wait_for(lambda: len(stack.chat_requests()) > asked, 30)  # the summary is mid-flight
-    stack.kill_worker("worker")
+    stack.kill("worker")
     conversation: str = stack.conversation  # type: ignore[attr-defined]
     stack.start_worker("worker2", {"STAFF_CONVERSATION_SID": conversation})
     wait_for(lambda: summary_handled(stack, call.sid), 60)

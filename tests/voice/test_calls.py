@@ -9,7 +9,7 @@ exercised against real buffering, not against audio that happens to arrive just 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,21 +25,6 @@ from tests.voice.stack import Call, VoiceStack
 pytestmark = pytest.mark.usefixtures("redis_url")
 
 BYTES_PER_MS = phone.BYTES_PER_MS
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    s = VoiceStack(tmp_path_factory.mktemp("calls"), REDIS_URL).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh_simulator(stack: VoiceStack, request: pytest.FixtureRequest) -> Iterator[None]:
-    stack.realtime_reset()
-    yield
-    if request.session.testsfailed:
-        print(stack.logs())
 
 
 def heard_ms(call: Call) -> float:
@@ -150,7 +135,7 @@ def test_stop_frees_the_upstream_and_logs_the_call_without_its_transcript(stack:
     wait_for(lambda: stack.open_sessions() == [])
     r = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     assert r.get(f"gf:call_end:{call.sid}") == "caller_hung_up"
-    log = wait_for(lambda: (t := stack.procs["relay"].log_text()) and "call ended" in t and t)
+    log = wait_for(lambda: (t := stack.log_text("relay")) and "call ended" in t and t)
     line = next(ln for ln in log.splitlines() if call.sid in ln and "call ended" in ln)
     # INFO keeps the SID, duration, outcome and line counts; what was said is DEBUG only.
     assert "transcript lines (0 caller, 1 assistant)" in line and "caller_hung_up" in line
@@ -209,7 +194,7 @@ def test_a_thousand_malformed_media_stream_frames_leave_the_call_working(stack: 
         assert not c.phone.closed.is_set()
     end_call(call)
     end_call(bystander)
-    log = stack.procs["relay"].log_text()
+    log = stack.log_text("relay")
     assert "Traceback" not in log
     assert log.count("malformed Media Streams frame ignored") <= 3 * 2  # logged, not flooded
 
@@ -230,7 +215,7 @@ def test_bad_or_replayed_tokens_are_closed_1008(stack: VoiceStack):
 def test_upgrade_must_be_signed_by_twilio(stack: VoiceStack):
     """A stream upgrade without X-Twilio-Signature, or with a forged one, is refused (1008)
     before OpenAI is opened; the signed one is served."""
-    r = redis.Redis.from_url(stack.env["REDIS_URL"])
+    r = redis.Redis.from_url(REDIS_URL)
     for signature in (None, "forged", "good"):
         sid = dial.new_call_sid()
         target = dial.voice_webhook(
@@ -260,20 +245,14 @@ def test_upgrade_must_be_signed_by_twilio(stack: VoiceStack):
         assert (caller.close_code, caller.close_reason) == (1008, reason)
         assert caller.heard == bytearray()
         assert r.keys(f"*{sid}*") == []  # nothing of the refused call reached Redis
-        log = stack.procs["relay"].log_text()
+        log = stack.log_text("relay")
         assert f"upgrade {reason}" in log and "/token/…" in log
 
 
 # ==== time cap =================================================================================
 @pytest.fixture(scope="module")
-def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    s = VoiceStack(
-        tmp_path_factory.mktemp("capped"),
-        REDIS_URL,
-        relay_env={"SESSION_TIME_LIMIT_SECONDS": "3"},
-    ).start()
-    yield s
-    s.stop()
+def capped(voice_stack: Callable[..., VoiceStack]) -> VoiceStack:
+    return voice_stack(relay_env={"SESSION_TIME_LIMIT_SECONDS": "3"})
 
 
 def test_time_cap_says_goodbye_then_hangs_up(capped: VoiceStack, tmp_path: Path):

@@ -3,37 +3,32 @@
 the other relay through Twilio's Calls API), and a stream bound to its own call (#11).
 
 The Realtime simulator streams in real time here (``speed=1``), so an answer is still being
-generated when the fault strikes. The silent gap each caller heard is printed (figures over
-many calls: ``bench/failover.py``).
+generated when the fault strikes. The silent gap each caller heard is measured as
+``bench/failover.py`` measures it (its functions) and printed; that bench has the figures over
+many calls.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
 
+from bench.failover import Listener, draining_health, drop_mid_answer, silence_after
 from common import prompts
 from sandbox import dial, phone
 from tests.conftest import REDIS_URL
 from tests.support import http_json, wait_for
-from tests.voice.probes import Listener, draining_health, longest_silence
-from tests.voice.stack import Call, VoiceStack
+from tests.voice.stack import VoiceStack
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
-BYTES_PER_MS = phone.BYTES_PER_MS
 GREET = "Greet the caller"
-
-
-def heard_ms(call: Call) -> float:
-    return len(call.phone.heard) / BYTES_PER_MS
 
 
 def item_texts(session: dict) -> list[tuple[str, str]]:
@@ -46,37 +41,14 @@ def item_texts(session: dict) -> list[tuple[str, str]]:
 
 
 # ==== OpenAI drops mid-answer ==================================================================
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    s = VoiceStack(tmp_path_factory.mktemp("failover"), REDIS_URL).start(realtime_speed=1.0)
-    yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh(stack: VoiceStack, request: pytest.FixtureRequest) -> Iterator[None]:
-    stack.realtime_reset()
-    yield
-    if request.session.testsfailed:
-        print(stack.logs())
+STACK_OPTIONS = {"realtime_speed": 1.0}
 
 
 def test_upstream_drop_mid_answer_reconnects_and_the_call_carries_on(stack: VoiceStack):
     call = stack.place_call(speed=1)
-    call.phone.start_line()
     try:
-        wait_for(lambda: (s := stack.sessions()) and s[0]["responses"], 20)
-        wait_for(lambda: stack.sessions()[0]["responses"][0]["status"] == "completed", 20)
-        call.phone.say(phone.tone(800))
         # The answer is being generated (and heard) when OpenAI goes away.
-        wait_for(
-            lambda: (
-                len(r := stack.sessions()[0]["responses"]) >= 2 and r[1]["audio_ms_sent"] >= 600
-            ),
-            20,
-        )
-        dropped_at = time.monotonic()
-        stack.realtime_fault(drop_now=1)
+        dropped_at = drop_mid_answer(stack, call)
         second = wait_for(lambda: len(s := stack.sessions()) >= 2 and s[1]["responses"] and s[1])
         answer = wait_for(
             lambda: stack.sessions()[1]["responses"][0]["audio_ms_sent"] > 0 and stack.sessions()[1]
@@ -93,13 +65,10 @@ def test_upstream_drop_mid_answer_reconnects_and_the_call_carries_on(stack: Voic
         assert not any(GREET in text for _, text in replayed)  # no new greeting
         assert answer["errors"] == []  # every replayed event passed the GA schema
         # The assistant carries on, and the caller hears it.
-        before = heard_ms(call)
-        wait_for(lambda: heard_ms(call) > before + 500, 20)
-        gap = longest_silence(call.phone.heard_log, dropped_at)
+        gap = silence_after(call, dropped_at, then_heard_ms=500)
         print(f"\nupstream drop: the caller heard {gap * 1000:.0f} ms of silence")
         assert not call.phone.closed.is_set()
-        log = stack.procs["relay"].log_text()
-        assert "OpenAI Realtime reconnected after" in log
+        assert "OpenAI Realtime reconnected after" in stack.log_text("relay")
     finally:
         if not call.phone.closed.is_set():
             call.phone.hang_up()
@@ -134,7 +103,7 @@ def test_a_stream_token_for_another_call_is_closed_1008_and_writes_nothing(stack
     intruder.start_line()
     assert intruder.wait_closed(10)
     assert (intruder.close_code, intruder.close_reason) == (1008, "call_sid_mismatch")
-    log = wait_for(lambda: (t := stack.procs["relay"].log_text()) and "stream refused" in t and t)
+    log = wait_for(lambda: (t := stack.log_text("relay")) and "stream refused" in t and t)
     line = next(ln for ln in log.splitlines() if "stream refused" in ln)
     assert mine in line and other in line
     assert r.keys(f"*{other}*") == [] and r.keys(f"*{mine}*") == []
@@ -143,15 +112,8 @@ def test_a_stream_token_for_another_call_is_closed_1008_and_writes_nothing(stack
 
 # ==== a relay restarts =========================================================================
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    s = VoiceStack(
-        tmp_path_factory.mktemp("handover"),
-        REDIS_URL,
-        relay_env={"LOG_LEVEL": "DEBUG"},
-        relays=2,
-    ).start(realtime_speed=1.0)
-    yield s
-    s.stop()
+def pair(voice_stack: Callable[..., VoiceStack]) -> VoiceStack:
+    return voice_stack(relay_env={"LOG_LEVEL": "DEBUG"}, relays=2, realtime_speed=1.0)
 
 
 def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
@@ -182,7 +144,6 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
     listeners = [Listener(c) for c in calls]
     assert pair.router is not None
     pair.router.target = pair.relay_ports[1]  # the router stops sending to the stopping relay
-    old = pair.procs["relay"].popen
     # The drain can be over in a few hundred ms (every call moved): watch /healthz from
     # before the signal, so the short draining window is seen rather than raced.
     seen: list[dict] = []
@@ -203,7 +164,7 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
         pair.twilio_url + "/_sandbox/faults",
         {"method": "POST", "path_contains": "/Calls/", "delay_seconds": 1.0, "count": 3},
     )
-    old.send_signal(signal.SIGTERM)
+    pair.terminate("relay")
     try:
         # Draining from the first moment: 503, with the calls it still holds.
         health = wait_for(lambda: seen and seen[0], 10)
@@ -212,7 +173,9 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
         # Every call gets a second stream (the other relay), which carries on the answer.
         for c in calls:
             wait_for(lambda c=c: len(s := c.log()["streams"]) == 2 and s[1]["heard_ms"] > 300, 30)
-        assert old.wait(30) == 0  # drained: every call moved, then the process exited
+        assert (
+            pair.wait_exit("relay", 30) == 0
+        )  # drained: every call moved, then the process exited
     finally:
         stop_probe.set()
         for listener in listeners:
@@ -239,14 +202,12 @@ def test_sigterm_hands_three_calls_to_the_other_relay(pair: VoiceStack):
         assert not any(GREET in t for _, t in texts)
         assert session["responses"][0]["text"] != prompts.greeting("inbound")
         assert session["errors"] == []
-    relay_log = pair.procs["relay"].log_text()
+    relay_log = pair.log_text("relay")
     assert relay_log.count("call handed over to another relay") == 3
     for c in calls:
         c.hang_up()
     # The other relay logs each call's whole transcript (DEBUG): the greeting from the first.
-    log2 = wait_for(
-        lambda: (t := pair.procs["relay2"].log_text()).count("call transcript") >= 3 and t, 20
-    )
+    log2 = wait_for(lambda: (t := pair.log_text("relay2")).count("call transcript") >= 3 and t, 20)
     for c in calls:
         records = [json.loads(ln) for ln in log2.splitlines() if ln.startswith("{") and c.sid in ln]
         [transcript] = [r["msg"] for r in records if r["msg"].startswith("call transcript")]

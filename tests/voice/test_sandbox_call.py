@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,8 @@ pytestmark = pytest.mark.usefixtures("redis_url")
 STAFF = "+14155550177"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    # DEBUG: the relay logs whole call transcripts only at that level.
-    s = VoiceStack(
-        tmp_path_factory.mktemp("sandbox-call"),
-        REDIS_URL,
-        relay_env={"LOG_LEVEL": "DEBUG"},
-        env={"STAFF_TRANSFER_NUMBER": STAFF},
-    ).start()
-    yield s
-    s.stop()
+# DEBUG: the relay logs whole call transcripts only at that level.
+STACK_OPTIONS = {"relay_env": {"LOG_LEVEL": "DEBUG"}, "env": {"STAFF_TRANSFER_NUMBER": STAFF}}
 
 
 def sandbox_call(stack: VoiceStack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -44,7 +34,7 @@ def sandbox_call(stack: VoiceStack, *args: str) -> subprocess.CompletedProcess[s
 
 
 def relay_log(stack: VoiceStack) -> list[str]:
-    return stack.procs["relay"].log_text().splitlines()
+    return stack.log_text("relay").splitlines()
 
 
 def test_call_waits_for_the_greeting_then_gets_an_answer(stack: VoiceStack, tmp_path: Path):

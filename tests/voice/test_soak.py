@@ -12,10 +12,7 @@ the relay's nor the web's resident memory grows by 10 % or more after warm-up.
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.relay_load import Target, run_load, wait_http
+from bench.relay_load import Target, run_load
+from sandbox import stack as services
+from sandbox.stack import PYTHON, Service, free_port
 from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack
-from tests.support import PYTHON, ROOT, base_env, free_port, wait_for, wait_port
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
 SECONDS = float(os.environ.get("SOAK_SECONDS", "300"))
@@ -58,28 +57,24 @@ def tree_rss_kib(pid: int) -> int:
 
 
 def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
-    key, sim_port, relay_port = secrets.token_bytes(32), free_port(), free_port()
-    auth_token, relay_url = secrets.token_hex(16), f"ws://127.0.0.1:{relay_port}"
-    env = base_env({"LOG_LEVEL": "WARNING"})
-    sim = subprocess.Popen(
-        [PYTHON, "-m", "bench.echo_upstream", "--port", str(sim_port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
-    relay = subprocess.Popen(
-        [PYTHON, "-m", "relay", "--port", str(relay_port)], cwd=ROOT,
-        env={**env, "OPENAI_API_KEY": "sk-soak", "ENCRYPTION_KEY": base64.b64encode(key).decode(),
-             "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{sim_port}/v1/realtime",
-             "REDIS_URL": REDIS_URL, "SESSION_TIME_LIMIT_SECONDS": "3600",
-             # streams are signed like Twilio's, over RELAY_PUBLIC_URL + path
-             "TWILIO_AUTH_TOKEN": auth_token, "RELAY_PUBLIC_URL": relay_url})  # fmt: skip
+    # One stack: the SMS processes, plus a relay (its environment the stack's: streams are
+    # signed like Twilio's, over RELAY_PUBLIC_URL + path) pointed at the echoing upstream.
     stack = Stack(tmp_path, REDIS_URL, env={"LOG_LEVEL": "WARNING"}, worker_concurrency=4)
+    sim_port, relay_url = free_port(), stack.ports.relay_url
+    echo = (PYTHON, "-m", "bench.echo_upstream", "--port", str(sim_port))
     try:
-        wait_http(f"http://127.0.0.1:{sim_port}/healthz")
-        wait_port(relay_port)
         stack.start()
+        stack.run(Service("echo-upstream", echo, sim_port, health="/healthz"))
+        relay_env = {
+            "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{sim_port}/v1/realtime",
+            "SESSION_TIME_LIMIT_SECONDS": "3600",
+        }
+        stack.run(services.relay(stack.ports.relay, env=relay_env))
+        relay_pid = stack.pid("relay")
         template = f"{relay_url}/token/{{token}}"
         target = Target(
-            template, key, relay.pid, sim_port, sim.pid, twilio_auth_token=auth_token,
-            relay_public_url=relay_url,
+            template, stack.creds.encryption_key, relay_pid, sim_port, stack.pid("echo-upstream"),
+            twilio_auth_token=stack.auth_token, relay_public_url=relay_url,
         )  # fmt: skip
         calls: list = []
         caller = threading.Thread(
@@ -92,9 +87,9 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         convs = [
             stack.text(f"+1415666{i:04d}", "hi")["conversation_sid"] for i in range(CONVERSATIONS)
         ]
-        web_pid = stack.procs["web"].popen.pid
+        web_pid = stack.pid("web")
         time.sleep(20)  # warm-up: sessions open, caches and pools filled
-        base_rss = {"relay": rss_kib(relay.pid), "web": tree_rss_kib(web_pid)}
+        base_rss = {"relay": rss_kib(relay_pid), "web": tree_rss_kib(web_pid)}
 
         def text(n: int) -> None:
             try:
@@ -114,7 +109,7 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
                 n += 1
                 time.sleep(max(0.0, started + n / TEXTS_PER_SECOND - time.monotonic()))
         caller.join(SECONDS + 120)
-        end_rss = {"relay": rss_kib(relay.pid), "web": tree_rss_kib(web_pid)}
+        end_rss = {"relay": rss_kib(relay_pid), "web": tree_rss_kib(web_pid)}
 
         assert calls, "the call load did not finish"
         load = calls[0]
@@ -132,6 +127,3 @@ def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
         print(f"texts: {len(sent)} sent, all answered once")
     finally:
         stack.stop()
-        for proc in (relay, sim):
-            proc.terminate()
-            proc.wait(10)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
 from common import prompts
-from tests.conftest import REDIS_URL
 from tests.support import http_json, wait_for
 from tests.voice.stack import BOT_NUMBER, CALLER, VoiceStack
 
@@ -19,16 +17,11 @@ pytestmark = pytest.mark.usefixtures("redis_url")
 OWNER = "+14155550199"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceStack]:
-    env = {"VOICEMAIL_NOTIFY_TO": OWNER}
-    s = VoiceStack(tmp_path_factory.mktemp("voicemail"), REDIS_URL, env=env, worker=True).start()
-    yield s
-    s.stop()
+STACK_OPTIONS = {"env": {"VOICEMAIL_NOTIFY_TO": OWNER}, "worker": True}
 
 
 def notice_logs(stack: VoiceStack) -> list[dict]:
-    lines = stack.procs["worker"].log_text().splitlines()
+    lines = stack.log_text("worker").splitlines()
     events = [json.loads(ln) for ln in lines if ln.startswith("{")]
     return [e for e in events if e.get("msg") == "voicemail notice handled"]
 
@@ -57,7 +50,7 @@ def test_twilio_failing_once_is_retried_and_still_texts_once(stack: VoiceStack):
     assert len(sms) == 1
     handled = wait_for(lambda: [e for e in notice_logs(stack) if e["call_sid"] == call.sid])
     assert [e["outcome"] for e in handled] == ["sent"]
-    worker = stack.procs["worker"].log_text()
+    worker = stack.log_text("worker")
     assert "voicemail notice failed, retrying" in worker
 
 
@@ -76,7 +69,7 @@ def test_a_failed_voicemail_is_retried_once_and_never_reported_unless_spoken(sta
     assert realtime_statuses(stack) == ["failed", "failed"]
     after = stack.after_stream(failed)
     assert after.apologised and after.verbs[-1] == "Hangup"
-    relay_log = stack.procs["relay"].log_text()
+    relay_log = stack.log_text("relay")
     errors = [json.loads(ln) for ln in relay_log.splitlines() if ln.startswith("{")]
     failures = [e for e in errors if e.get("call_sid") == failed.sid and e.get("status")]
     assert [(e["level"], e["status"], e["reason"]) for e in failures] == [
