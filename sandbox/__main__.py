@@ -28,8 +28,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-DEFAULT_TWILIO_SIM = "http://127.0.0.1:5300"
-DEFAULT_REALTIME_SIM = "http://127.0.0.1:5500"
+from sandbox.stack import SANDBOX_PORTS, Credentials
+
+# What `make run` (sandbox.run) listens on and signs with.
+DEFAULT_TWILIO_SIM = SANDBOX_PORTS.twilio_url
+DEFAULT_REALTIME_SIM = SANDBOX_PORTS.realtime_url
 
 
 def _http(method: str, url: str, body: Any = None) -> Any:
@@ -307,10 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", help="write what the caller heard to this WAV")
     c.add_argument("--from", dest="caller", default="+14155550100")
     c.add_argument("--to", default="+14082605145")
-    c.add_argument("--web", default="http://127.0.0.1:5000")
+    c.add_argument("--web", default=SANDBOX_PORTS.web_url)
     c.add_argument(
         "--auth-token",
-        default="sandbox-auth-token",
+        default=Credentials.sandbox().auth_token,
         help="the Twilio auth token the web process validates with",
     )
     c.add_argument(

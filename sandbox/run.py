@@ -2,32 +2,36 @@
 
 With no OpenAI key it starts the OpenAI chat and Realtime simulators; with no Twilio credentials
 it starts the Twilio simulator and points the web process's signature checks at it. Real
-credentials in ``.env`` switch each side to the real service, simulating nothing. The three
-Procfile processes run under honcho, exactly as on the PaaS. Ctrl-C stops everything.
+credentials in ``.env`` switch each side to the real service, simulating nothing. The
+environment and the simulators come from :mod:`sandbox.stack`, as in the test stacks; the three
+Procfile processes run under honcho, as on the PaaS. The banner is printed once web and relay
+answer ``/healthz``. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import redis
 
 from common.config import ConfigError, load_config, process_environment
+from sandbox import stack as services
+from sandbox.stack import (
+    PYTHON,
+    SANDBOX_PORTS,
+    Credentials,
+    ProcessStack,
+    StackError,
+    stack_environment,
+    wait_ready,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-WEB_PORT, RELAY_PORT = 5000, 5100  # honcho: base port, +100 per Procfile entry
-TWILIO_SIM_PORT, OPENAI_SIM_PORT, REALTIME_SIM_PORT = 5300, 5400, 5500
-SANDBOX_ACCOUNT_SID = "AC" + "5a" * 16
-SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
-SANDBOX_OPENAI_KEY = "sk-sandbox"
+PORTS = SANDBOX_PORTS
 
 
 def ensure_redis(url: str) -> None:
@@ -46,22 +50,8 @@ def ensure_redis(url: str) -> None:
             f"  redis-server --daemonize yes --bind 127.0.0.1 --port {port} --save ''"
         )
     print(f"starting redis-server on 127.0.0.1:{port}")
-    subprocess.run(
-        [
-            exe,
-            "--daemonize",
-            "yes",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        check=True,
-    )
+    daemon = [exe, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port)]
+    subprocess.run([*daemon, "--save", "", "--appendonly", "no"], check=True)
     for _ in range(50):
         try:
             client.ping()
@@ -71,165 +61,103 @@ def ensure_redis(url: str) -> None:
     sys.exit(f"redis-server did not come up on port {port}")
 
 
+def banner(notes: list[str], development: bool) -> str:
+    py = PYTHON
+    return "\n".join(
+        [
+            "",
+            "GateFrames Gateway is running:",
+            f"  web     {PORTS.web_url}   (/twilio/convo, /twilio/voice, /healthz, /metrics)",
+            f"  relay   {PORTS.relay_url}    (/healthz, /metrics)",
+            *(f"  {n}" for n in notes),
+            "",
+            "Try it from another terminal:",
+            f'  {py} -m sandbox sms "Do you sell slide gates?"',
+            f'  {py} -m sandbox sms "@ai which opener?" --group +14155550101',
+            f"  {py} -m sandbox call --out heard.wav",
+            f"  {py} -m sandbox call --answered-by machine_end_beep",
+            *(
+                [f"  or open http://localhost:{PORTS.web}/demo and talk to it (microphone)"]
+                if development
+                else []
+            ),
+            "",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
 def main() -> int:
     try:
         cfg = load_config()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    env = process_environment()
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.setdefault("APP_ENV", "development")
-    env.setdefault("LOG_FORMAT", "text")
-    env["PYTHONUNBUFFERED"] = "1"
-    sims: list[tuple[str, list[str]]] = []
+    base = process_environment()
+    base.setdefault("APP_ENV", "development")
+    base.setdefault("LOG_FORMAT", "text")
+    creds = Credentials.sandbox()
+    simulate_twilio = not (cfg.twilio_account_sid and cfg.twilio_auth_token)
+    simulate_openai = not cfg.openai_api_key
+    env = stack_environment(
+        base,
+        PORTS,
+        creds,
+        simulate_twilio=simulate_twilio,
+        simulate_openai=simulate_openai,
+        keep_configured=True,
+    )
+    sims: list[services.Service] = []
     notes: list[str] = []
-    py = sys.executable
-
-    if not (cfg.twilio_account_sid and cfg.twilio_auth_token):
-        env.update(
-            TWILIO_ACCOUNT_SID=SANDBOX_ACCOUNT_SID,
-            TWILIO_AUTH_TOKEN=SANDBOX_AUTH_TOKEN,
-            TWILIO_API_BASE_URL=f"http://127.0.0.1:{TWILIO_SIM_PORT}",
-            PUBLIC_BASE_URL=f"http://127.0.0.1:{WEB_PORT}",
-        )
-        sims.append(
-            (
-                "twilio-sim",
-                [
-                    py,
-                    "-m",
-                    "sandbox.twilio_sim",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(TWILIO_SIM_PORT),
-                    "--account-sid",
-                    SANDBOX_ACCOUNT_SID,
-                    "--auth-token",
-                    SANDBOX_AUTH_TOKEN,
-                    "--webhook-url",
-                    f"http://127.0.0.1:{WEB_PORT}/twilio/convo",
-                ],
-            )
-        )
-        notes.append(f"Twilio: simulated at http://127.0.0.1:{TWILIO_SIM_PORT}")
+    if simulate_twilio:
+        webhook = PORTS.web_url + "/twilio/convo"
+        sims.append(services.twilio_sim(PORTS.twilio, creds, webhook_url=webhook))
+        notes.append(f"Twilio: simulated at {PORTS.twilio_url}")
     else:
         notes.append("Twilio: REAL account " + cfg.twilio_account_sid[:6] + "…")
-    if not cfg.openai_api_key:
-        env.update(
-            OPENAI_API_KEY=SANDBOX_OPENAI_KEY,
-            OPENAI_BASE_URL=f"http://127.0.0.1:{OPENAI_SIM_PORT}/v1",
-            OPENAI_REALTIME_URL=f"ws://127.0.0.1:{REALTIME_SIM_PORT}/v1/realtime",
-        )
-        sims.append(
-            (
-                "openai-sim",
-                [
-                    py,
-                    "-m",
-                    "sandbox.openai_sim",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(OPENAI_SIM_PORT),
-                    "--api-key",
-                    SANDBOX_OPENAI_KEY,
-                ],
-            )
-        )
-        sims.append(
-            (
-                "realtime-sim",
-                [
-                    py,
-                    "-m",
-                    "sandbox.realtime_sim",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(REALTIME_SIM_PORT),
-                    "--api-key",
-                    SANDBOX_OPENAI_KEY,
-                ],
-            )
-        )
-        notes.append(f"OpenAI: simulated (chat :{OPENAI_SIM_PORT}, realtime :{REALTIME_SIM_PORT})")
+    if simulate_openai:
+        sims.append(services.openai_sim(PORTS.openai, creds.openai_key))
+        sims.append(services.realtime_sim(PORTS.realtime, creds.openai_key))
+        notes.append(f"OpenAI: simulated (chat :{PORTS.openai}, realtime :{PORTS.realtime})")
     else:
         notes.append("OpenAI: REAL API")
     if not cfg.encryption_key:
-        env["ENCRYPTION_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
         notes.append("ENCRYPTION_KEY: a throw-away development key was generated")
-    env.setdefault("RELAY_PUBLIC_URL", f"ws://127.0.0.1:{RELAY_PORT}")
-    if not cfg.public_base_url:
-        env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{WEB_PORT}")
 
     ensure_redis(cfg.redis_url)
-    children = [subprocess.Popen(args, env=env, cwd=ROOT) for _, args in sims]
+    # Output goes to this terminal (log_dir None), interleaved with honcho's.
+    stack = ProcessStack(None, env)
     # Named processes: the Procfile's release phase is a one-shot check, not a service.
-    services = ["web", "relay", "worker"]
-    honcho = subprocess.Popen(
-        [
-            py,
-            "-m",
-            "honcho",
-            "start",
-            "-f",
-            "Procfile",
-            "-p",
-            str(WEB_PORT),
-            "-e",
-            os.devnull,
-            *services,
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    time.sleep(2.5)
-    print(
-        "\n".join(
-            [
-                "",
-                "GateFrames Gateway is running:",
-                f"  web     http://127.0.0.1:{WEB_PORT}   "
-                "(/twilio/convo, /twilio/voice, /healthz, /metrics)",
-                f"  relay   ws://127.0.0.1:{RELAY_PORT}    (/healthz, /metrics)",
-                *(f"  {n}" for n in notes),
-                "",
-                "Try it from another terminal:",
-                f'  {py} -m sandbox sms "Do you sell slide gates?"',
-                f'  {py} -m sandbox sms "@ai which opener?" --group +14155550101',
-                f"  {py} -m sandbox call --out heard.wav",
-                f"  {py} -m sandbox call --answered-by machine_end_beep",
-                *(
-                    [f"  or open http://localhost:{WEB_PORT}/demo and talk to it (microphone)"]
-                    if env.get("APP_ENV") == "development"
-                    else []
-                ),
-                "",
-                "Ctrl-C stops everything.",
-                "",
-            ]
-        ),
-        flush=True,
-    )
+    honcho = services.Service(
+        "honcho",
+        (PYTHON, "-m", "honcho", "start", "-f", "Procfile", "-p", str(PORTS.web),
+         "-e", os.devnull, "web", "relay", "worker"),
+    )  # fmt: skip
 
     def stop(*_: object) -> None:
-        for proc in [honcho, *children]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+        if stack.alive("honcho"):
+            stack.procs["honcho"].popen.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop)
+    failed = False
     try:
-        code = honcho.wait()
+        stack.add(*sims).start()
+        stack.run(honcho)
+        for service in (services.web(PORTS.web), services.relay(PORTS.relay)):
+            wait_ready(service, stack.procs["honcho"])
+        print(banner(notes, env.get("APP_ENV") == "development"), flush=True)
+        stack.procs["honcho"].popen.wait()
+    except StackError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        failed = True
     except KeyboardInterrupt:
+        pass
+    finally:
         stop()
-        code = honcho.wait()
-    for proc in children:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait()
-    return code
+        code = stack.procs["honcho"].popen.wait() if "honcho" in stack.procs else 1
+        stack.stop()
+    return 1 if failed else code
 
 
 if __name__ == "__main__":
