@@ -1,20 +1,18 @@
 """The two simulators as real subprocesses, plus a webhook receiver that records what arrives.
 
-Each simulator is started once per module on a free port and reset before every test, so a
-test sees an empty account and its own faults only.
+Each simulator is started once per module on a free port (by :mod:`sandbox.stack`, as in every
+stack) and reset before every test, so a test sees an empty account and its own faults only.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,8 +20,10 @@ import openai
 import pytest
 from twilio.rest import Client
 
+from sandbox import stack as services
+from sandbox.stack import Credentials, Process, ProcessStack, clean_environment, free_port
 from sandbox.twilio_sim.sdk import RebasedHttpClient
-from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
+from tests.support import wait_for
 
 BOT_NUMBER = "+14082605145"
 SECOND_NUMBER = "+14155559999"
@@ -104,7 +104,7 @@ class TwilioSim:
     auth_token: str
     webhook_url: str
     receiver: WebhookReceiver
-    proc: Proc
+    proc: Process
 
     def client(self, timeout: float = 5.0, token: str | None = None) -> Client:
         http = RebasedHttpClient(self.url, timeout=timeout)
@@ -131,18 +131,16 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 def twilio_proc(
     tmp_path_factory: pytest.TempPathFactory, webhook_receiver: WebhookReceiver
 ) -> Iterator[TwilioSim]:
-    port, account_sid, token = free_port(), "AC" + secrets.token_hex(16), secrets.token_hex(16)
+    port, creds = free_port(), Credentials.fresh()
     webhook_url = webhook_receiver.url + "/twilio/convo"
-    args = [PYTHON, "-m", "sandbox.twilio_sim", "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--account-sid", account_sid, "--auth-token", token, "--webhook-url", webhook_url]
-    args += ["--phone-number", BOT_NUMBER, "--phone-number", SECOND_NUMBER]
-    proc = Proc("twilio-sim", args, base_env(), Path(tmp_path_factory.mktemp("twilio-sim")))
-    wait_port(port, proc=proc.popen)
-    sim = TwilioSim(
-        f"http://127.0.0.1:{port}", account_sid, token, webhook_url, webhook_receiver, proc
-    )
-    yield sim
-    proc.stop()
+    numbers = (BOT_NUMBER, SECOND_NUMBER)
+    with ProcessStack(tmp_path_factory.mktemp("twilio-sim"), clean_environment()) as stack:
+        service = services.twilio_sim(port, creds, webhook_url=webhook_url, phone_numbers=numbers)
+        proc = stack.run(service)
+        url = f"http://127.0.0.1:{port}"
+        yield TwilioSim(
+            url, creds.account_sid, creds.auth_token, webhook_url, webhook_receiver, proc
+        )
 
 
 @pytest.fixture
@@ -158,7 +156,7 @@ def twilio(twilio_proc: TwilioSim) -> TwilioSim:
 class OpenAISim:
     url: str
     api_key: str
-    proc: Proc
+    proc: Process
 
     def client(self, timeout: float = 5.0, api_key: str | None = None) -> openai.OpenAI:
         return openai.OpenAI(
@@ -174,17 +172,10 @@ class OpenAISim:
 
 @pytest.fixture(scope="module")
 def openai_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAISim]:
-    port, key = free_port(), "sk-test-" + secrets.token_hex(8)
-    args = [PYTHON, "-m", "sandbox.openai_sim", "--host", "127.0.0.1", "--port", str(port)]
-    proc = Proc(
-        "openai-sim",
-        [*args, "--api-key", key],
-        base_env(),
-        Path(tmp_path_factory.mktemp("openai-sim")),
-    )
-    wait_port(port, proc=proc.popen)
-    yield OpenAISim(f"http://127.0.0.1:{port}", key, proc)
-    proc.stop()
+    port, key = free_port(), Credentials.fresh().openai_key
+    with ProcessStack(tmp_path_factory.mktemp("openai-sim"), clean_environment()) as stack:
+        proc = stack.run(services.openai_sim(port, key))
+        yield OpenAISim(f"http://127.0.0.1:{port}", key, proc)
 
 
 @pytest.fixture

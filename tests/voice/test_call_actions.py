@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +15,10 @@ from common.config import Config, load_config
 from common.twilio_client import make_client
 from relay import call_actions
 from relay.call_tools import Nothing, SendText, TakeMessage, ToolBox, ToolSettings
+from sandbox import stack as services
+from sandbox.stack import Credentials, ProcessStack, clean_environment
 from tests.conftest import REDIS_URL
-from tests.support import PYTHON, Proc, base_env, free_port, http_json, wait_port
+from tests.support import free_port, http_json
 
 BOT = "+14082605145"
 CALLER = "+14155550100"
@@ -53,13 +53,10 @@ class Sim:
 
 @pytest.fixture(scope="module")
 def sim_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    port, account_sid, token = free_port(), "AC" + secrets.token_hex(16), secrets.token_hex(16)
-    args = [PYTHON, "-m", "sandbox.twilio_sim", "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--account-sid", account_sid, "--auth-token", token, "--phone-number", BOT]
-    proc = Proc("twilio-sim", args, base_env(), Path(tmp_path_factory.mktemp("call-actions")))
-    wait_port(port, proc=proc.popen)
-    yield Sim(f"http://127.0.0.1:{port}", account_sid, token)
-    proc.stop()
+    port, creds = free_port(), Credentials.fresh()
+    with ProcessStack(tmp_path_factory.mktemp("call-actions"), clean_environment()) as stack:
+        stack.run(services.twilio_sim(port, creds, phone_numbers=(BOT,)))
+        yield Sim(f"http://127.0.0.1:{port}", creds.account_sid, creds.auth_token)
 
 
 @pytest.fixture
