@@ -12,8 +12,9 @@ BROWSER_ORIGIN = "client"
 TWILIO_ORIGIN = "twilio"
 
 # -- Redis key parts ----------------------------------------------------------------------
-#: ``key(CALL_END, call_sid)``: why the relay ended a stream on purpose (read by the web
-#: process when Twilio asks what comes after the stream).
+#: ``key(CALL_END, call_sid)``: why the relay ended a stream on purpose, a
+#: :class:`common.end_reasons.EndReason` value (read by the web process when Twilio asks what
+#: comes after the stream).
 CALL_END = "call_end"
 #: ``key(CALL_TRANSCRIPT, call_sid)``: the pub/sub channel of a live call's transcript lines.
 CALL_TRANSCRIPT = "call_transcript"

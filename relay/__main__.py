@@ -19,6 +19,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 
 from common.config import ConfigError, get_config  # noqa: E402
+from common.end_reasons import EndReason  # noqa: E402
 from common.logs import configure_logging  # noqa: E402
 from relay.server import build_server  # noqa: E402
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 len(app.sessions),
             )
         for call in list(app.calls):
-            call.stop("server_shutdown")
+            call.stop(EndReason.SERVER_SHUTDOWN)
         log.info("drained; stopping")
         server.stop(timeout=1)
 

@@ -1,8 +1,10 @@
-"""What the relay does once a call's stream has ended: metrics, the call's record, and the
-after-call summary for staff (or the voicemail notice).
+"""What the relay does once a call's stream has ended: why it ended (for the web process),
+the REST hang-up fallback, metrics, the call's record, and the after-call summary for staff
+(or the voicemail notice).
 
-Runs in its own greenlet (:func:`after_call`), never on a call's frame loops. Which text a
-call produces, so that no number gets two texts about one call:
+:func:`record_end` runs as the stream closes (Twilio asks ``/twilio/voice/after`` right
+after); the rest runs in its own greenlet (:func:`after_call`), never on a call's frame
+loops. Which text a call produces, so that no number gets two texts about one call:
 
 - a summary destination (``STAFF_NOTIFY_TO`` or ``STAFF_CONVERSATION_SID``) is set: every call
   gets the summary task (:mod:`tasks.summary`), which also texts ``VOICEMAIL_NOTIFY_TO``; a
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -30,6 +33,8 @@ import redis
 
 from common import call_keys
 from common.config import Config
+from common.end_reasons import VOICEMAIL_REASONS, EndReason
+from common.names import call_end_key
 from common.redis_util import get_redis
 from relay import metrics, notify
 
@@ -38,10 +43,24 @@ if TYPE_CHECKING:
     from relay.twilio_session import TwilioCall
 
 log = logging.getLogger(__name__)
+#: The lines written as the stream closes keep the call's logger.
+call_log = logging.getLogger("relay.twilio_session")
+
+#: How long Twilio's /twilio/voice/after may still ask why the stream ended.
+END_REASON_TTL_SECONDS = 600
+#: Deliberate ends that also set the call completed through REST (:func:`rest_hang_up`).
+REST_HANGUP_REASONS = frozenset(
+    {
+        EndReason.VOICEMAIL_LEFT,
+        EndReason.VOICEMAIL_TIMEOUT,
+        EndReason.TIME_LIMIT,
+        EndReason.ASSISTANT_HUNG_UP,
+    }
+)
 
 #: Ends after which this relay does not summarise: the call goes on elsewhere, or it never
 #: was one of ours.
-NOT_SUMMARISED = ("handed_over", "call_sid_mismatch")
+NOT_SUMMARISED = frozenset({EndReason.HANDED_OVER, EndReason.CALL_SID_MISMATCH})
 #: DialCallStatus values meaning staff took the call (webhooks.transfer.BRIDGED).
 BRIDGED = ("completed", "answered")
 POLL_SECONDS = 1.0
@@ -52,12 +71,34 @@ ACTION_WAIT_SECONDS = 15.0
 _warned_no_destination = False
 
 
+def record_end(call_sid: str, reason: EndReason) -> None:
+    """Tell the web process (``/twilio/voice/after``) that this end was deliberate: it hangs
+    up instead of apologising."""
+    if not call_sid:
+        return
+    try:
+        get_redis().set(call_end_key(call_sid), str(reason), ex=END_REASON_TTL_SECONDS)
+    except redis.RedisError:
+        call_log.warning("could not record why the call ended", extra={"call_sid": call_sid})
+
+
+def rest_hang_up(end_call: Callable[[str], None], call_sid: str) -> None:
+    """Set the call completed (a greenlet). Closing the stream ends ``<Connect>``; this is
+    the fallback that hangs up even if Twilio were to continue the call."""
+    try:
+        end_call(call_sid)
+    except Exception as exc:
+        call_log.info(
+            "REST hang-up fallback failed: %s", str(exc)[:200], extra={"call_sid": call_sid}
+        )
+
+
 def count_call(call: TwilioCall, ended: EndCall) -> None:
     """Reconnects, handovers' gaps: counted once per call, off the frame path."""
     bridge = call.bridge
     if bridge.reconnected:
         metrics.RECONNECTS.labels("reconnected").inc(bridge.reconnected)
-    if ended.reason == "upstream_lost" and bridge.drops:
+    if ended.reason == EndReason.UPSTREAM_LOST and bridge.drops:
         metrics.RECONNECTS.labels("gave_up").inc()
     for gap in bridge.gaps:
         metrics.SILENT_GAP.observe(gap)
@@ -73,7 +114,7 @@ def record_of(call: TwilioCall, ended: EndCall, started_at: float, ended_at: flo
         "direction": "outbound" if direction.startswith("outbound") else "inbound",
         "started_at": started_at,
         "ended_at": ended_at,
-        "outcome": ended.reason,
+        "outcome": str(ended.reason),
         "lines": [list(line) for line in bridge.transcript.lines],
         "tool_calls": bridge.tool_calls_record(),
         "messages": [],
@@ -95,7 +136,7 @@ def after_call(cfg: Config, call: TwilioCall, ended: EndCall, started_at: float)
         return
     staff = bool(cfg.staff_notify_to or cfg.staff_conversation_sid)
     if bridge.voicemail and cfg.voicemail_notify_to and not staff:
-        if ended.reason in notify.VOICEMAIL_REASONS:  # a message nobody heard: no notice
+        if ended.reason in VOICEMAIL_REASONS:  # a message nobody heard: no notice
             lines = list(bridge.transcript.lines)
             notify.queue_voicemail_notice(bridge.call_sid, bridge.params, ended.reason, lines)
         return
@@ -111,7 +152,7 @@ def after_call(cfg: Config, call: TwilioCall, ended: EndCall, started_at: float)
         return
     call.wait_for_actions(ACTION_WAIT_SECONDS)  # a text being sent is part of the record
     record = record_of(call, ended, started_at, ended_at)
-    add_notes(cfg, record, wait=ended.reason == "transferred")
+    add_notes(cfg, record, wait=ended.reason == EndReason.TRANSFERRED)
     notify.queue_summary(record)
 
 

@@ -6,13 +6,17 @@ Kept apart from :mod:`relay.twilio_bridge` so the bridge module stays about deci
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from common.end_reasons import EndReason
 from relay.call_tools import ToolOutcome, ToolSettings
 from relay.handover import LoadResume
 from relay.reconnect import Reconnect
+
+if TYPE_CHECKING:
+    from common.config import Config
 
 #: OpenAI errors that are expected races, not faults (openai-realtime.md §3.7).
 BENIGN_ERRORS = {
@@ -35,6 +39,18 @@ class BridgeSettings:
     #: The assistant's tools on live calls (None: a session without tools).
     tools: ToolSettings | None = None
 
+    @classmethod
+    def from_config(cls, cfg: Config) -> BridgeSettings:
+        return cls(
+            model=cfg.openai_realtime_model,
+            voice=cfg.realtime_voice,
+            turn_detection=cfg.realtime_turn_detection,
+            time_limit_s=cfg.session_time_limit_seconds,
+            goodbye_fallback_s=cfg.goodbye_fallback_seconds,
+            reconnect_attempts=cfg.upstream_reconnect_attempts,
+            tools=ToolSettings.from_config(cfg),
+        )
+
 
 @dataclass(frozen=True)
 class ToTwilio:
@@ -50,7 +66,7 @@ class ToOpenAI:
 class EndCall:
     """Close the stream. ``deliberate`` ends mean a plain hang-up; others get the apology."""
 
-    reason: str
+    reason: EndReason
     deliberate: bool
     close_code: int = 1000
 

@@ -27,14 +27,15 @@ import gevent
 import gevent.event
 import orjson
 
-from relay import metrics
+from common.end_reasons import EndReason
 from relay.browser_policy import Verdict, error_event, police
+from relay.codec import CloseCode
 from relay.frames import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_AGAIN, OP_TEXT, FastWebSocket
+from relay.session_summary import SessionSummary
 from relay.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
-SURFACE = "browser"
 TIME_LIMIT_CODE = 4000
 TIME_LIMIT_MESSAGE = "Session time limit reached. Start a new conversation to keep chatting."
 #: How long teardown may spend telling a slow peer goodbye.
@@ -68,10 +69,12 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """End the session: close the browser with ``code`` / ``reason`` (and the upstream)."""
+    """End the session: close the browser with ``code`` / ``reason`` (and the upstream).
+    ``reason`` is an :class:`EndReason`, or the wire's word when the peer caused the end (a
+    codec frame error, ``upstream_closed_<code>``)."""
 
     code: int
-    reason: str
+    reason: EndReason | str
     notice: bytes = b""  # a last text message for the browser before the close
 
 
@@ -97,6 +100,15 @@ class BrowserCore:
         self.queue: list[bytes] = []
         self.queued_bytes = 0
         self.refusals = 0  # policed events that lost a field or were refused
+        self.ended: Close | None = None
+
+    def end(self, close: Close) -> Close:
+        """End the session; the first end stands and is returned (a later one changes
+        nothing, so a reader finishing late cannot relabel a time-cap close). The only way
+        anything sets :attr:`ended`."""
+        if self.ended is None:
+            self.ended = close
+        return self.ended
 
     def browser_message(
         self, opcode: int, payload: bytes
@@ -153,28 +165,42 @@ class BrowserCore:
 
     @staticmethod
     def upstream_failed() -> Close:
-        return Close(CLOSE_INTERNAL, "upstream_unavailable")
+        return Close(CLOSE_INTERNAL, EndReason.UPSTREAM_UNAVAILABLE)
 
     @staticmethod
     def upstream_closed(code: int | None) -> Close:
         if code is None:
-            return Close(CLOSE_INTERNAL, "upstream_lost")
+            return Close(CLOSE_INTERNAL, EndReason.UPSTREAM_LOST)
         if code in (1000, 1001):
-            return Close(CLOSE_NORMAL, "upstream_closed")
-        return Close(CLOSE_INTERNAL, f"upstream_closed_{code}")
+            return Close(CLOSE_NORMAL, EndReason.UPSTREAM_CLOSED)
+        return Close(CLOSE_INTERNAL, f"{EndReason.UPSTREAM_CLOSED}_{code}")
 
     @staticmethod
     def time_limit() -> Close:
         notice = orjson.dumps({"type": "system.time_limit", "message": TIME_LIMIT_MESSAGE})
-        return Close(TIME_LIMIT_CODE, "time_limit", notice)
+        return Close(TIME_LIMIT_CODE, EndReason.TIME_LIMIT, notice)
 
     @staticmethod
     def idle() -> Close:
-        return Close(CLOSE_NORMAL, "idle_timeout")
+        return Close(CLOSE_NORMAL, EndReason.IDLE_TIMEOUT)
+
+    @staticmethod
+    def browser_closed() -> Close:
+        return Close(CLOSE_NORMAL, EndReason.BROWSER_CLOSED)
+
+    @staticmethod
+    def service_restart() -> Close:
+        """SIGTERM: 1012 tells the page to reconnect (with a new token, to another relay)."""
+        return Close(CloseCode.SERVICE_RESTART, EndReason.SERVICE_RESTART)
+
+    @staticmethod
+    def relay_error() -> Close:
+        """The session ended without an end (a bug): never left unlabelled."""
+        return Close(CLOSE_INTERNAL, EndReason.RELAY_ERROR)
 
 
 class BrowserSession:
-    """Runs one browser session to its end: ``run()`` returns the end reason."""
+    """Runs one browser session to its end: ``run()`` returns its :class:`SessionSummary`."""
 
     def __init__(
         self,
@@ -196,16 +222,15 @@ class BrowserSession:
         self.session_id = uuid.uuid4().hex[:16]
         self.last_heard = time.monotonic()  # the browser's last message (idle close)
         self.up: Upstream | None = None
-        self.ending: Close | None = None
         self._done = gevent.event.Event()
         self.frames_in = 0  # browser -> upstream
         self.frames_out = 0  # upstream -> browser
+        self.summary: SessionSummary | None = None  # set as run() ends, even when killed
 
     def end(self, close: Close) -> None:
         """Ask the session to finish (first caller wins); the handler greenlet does the work."""
-        if self.ending is None:
-            self.ending = close
-            self._done.set()
+        self.core.end(close)
+        self._done.set()
 
     # -- the two readers --------------------------------------------------------------------
     def _browser_loop(self) -> None:
@@ -241,7 +266,7 @@ class BrowserSession:
             # We closed it for a protocol breach (1002 / 1007 / 1009): that is the end reason.
             self.end(Close(ws.close_code, ws.close_reason))
         else:
-            self.end(Close(CLOSE_NORMAL, "browser_closed"))
+            self.end(self.core.browser_closed())
 
     def _up(self, data: bytes) -> None:
         try:
@@ -290,17 +315,16 @@ class BrowserSession:
                 send(got[1], got[0])
                 count += 1
         except OSError:
-            self.end(Close(CLOSE_NORMAL, "browser_closed"))
+            self.end(self.core.browser_closed())
         finally:
             self.frames_out += count
         self.end(self.core.upstream_closed(up.close_code))
 
     # -- lifecycle --------------------------------------------------------------------------
-    def run(self) -> str:
+    def run(self) -> SessionSummary:
         started = time.monotonic()
         ctx = {"session_id": self.session_id, "client_ip": self.client_ip}
         log.info("browser session started", extra=ctx)
-        metrics.ACTIVE.labels(SURFACE).inc()
         readers = [gevent.spawn(self._upstream_loop), gevent.spawn(self._browser_loop)]
         try:
             while True:
@@ -311,28 +335,24 @@ class BrowserSession:
                 if self._done.wait(due):
                     break
         finally:
-            close = self.ending or Close(CLOSE_INTERNAL, "relay_error")
+            close = self.core.end(self.core.relay_error())  # unless it ended (it should have)
             self._release(readers, close)
-            self._record(close, time.monotonic() - started, ctx)
-        return close.reason
+            self.summary = summary = self._summary(close, time.monotonic() - started)
+        return summary
 
-    def _record(self, close: Close, seconds: float, ctx: dict[str, str]) -> None:
-        label = "upstream_closed" if close.reason.startswith("upstream_closed") else close.reason
-        metrics.ACTIVE.labels(SURFACE).dec()
-        metrics.SESSIONS.labels(SURFACE, label).inc()
-        metrics.DURATION.labels(SURFACE).observe(seconds)
-        metrics.FRAMES.labels(SURFACE, "in").inc(self.frames_in)
-        metrics.FRAMES.labels(SURFACE, "out").inc(self.frames_out)
-        if self.core.refusals:
-            metrics.POLICY_REFUSALS.inc(self.core.refusals)
-        log.info(
-            "browser session ended after %.1f s (%d in, %d out, %d policed, close %d)",
-            seconds,
-            self.frames_in,
-            self.frames_out,
-            self.core.refusals,
-            close.code,
-            extra={**ctx, "reason": close.reason},
+    def _summary(self, close: Close, seconds: float) -> SessionSummary:
+        return SessionSummary(
+            kind="browser",
+            session_id=self.session_id,
+            reason=close.reason,
+            deliberate=False,
+            close_code=close.code,
+            duration_s=seconds,
+            elapsed_s=seconds,
+            frames_in=self.frames_in,
+            frames_out=self.frames_out,
+            policed=self.core.refusals,
+            client_ip=self.client_ip,
         )
 
     def _release(self, readers: list[gevent.Greenlet], close: Close) -> None:

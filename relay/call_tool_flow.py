@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from common.end_reasons import EndReason
 from relay.bridge_types import RunTool
 from relay.call_tools import (
     Hangup,
@@ -68,7 +69,9 @@ class ToolCalls:
     # Provided by TwilioBridge.
     def _openai(self, out: list[Output], obj: dict | str) -> None: ...
     def _twilio(self, out: list[Output], obj: dict[str, Any]) -> None: ...
-    def _end(self, out: list[Output], reason: str, deliberate: bool, code: int = 1000) -> None: ...
+    def _end(
+        self, out: list[Output], reason: EndReason, deliberate: bool, code: int = 1000
+    ) -> None: ...
     def _log_ctx(self) -> dict[str, str]: ...
 
     def _init_tools(self) -> None:
@@ -157,7 +160,7 @@ class ToolCalls:
         if ending is None or self.ended is not None:
             return
         if purpose == HANGUP_PLAYED:
-            self._end(out, "assistant_hung_up", deliberate=True)
+            self._end(out, EndReason.ASSISTANT_HUNG_UP, deliberate=True)
         elif self._phase == "tool_ending":
             self._phase = "transferring"  # Twilio's stop, next, is the move to staff
             out.append(RunTool(ending))

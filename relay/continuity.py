@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from common.end_reasons import EndReason
 from relay.bridge_types import EndCall, ToOpenAI
 from relay.greeting import Greeting, continue_response, greeting_item
 from relay.handover import CallState
@@ -71,7 +72,10 @@ class Continuity:
 
     # Provided by TwilioBridge.
     def _openai(self, out: list[Output], obj: dict | str) -> None: ...
-    def _end(self, out: list[Output], reason: str, deliberate: bool, code: int = 1000) -> None: ...
+    def _end(
+        self, out: list[Output], reason: EndReason, deliberate: bool, code: int = 1000
+    ) -> None: ...
+    def end(self, reason: EndReason, deliberate: bool = False, code: int = 1000) -> EndCall: ...
     def _assistant_said(self, response_id: str, text: object) -> None: ...
     def _ask_for_greeting(self, out: list[Output]) -> None: ...
     def _say_goodbye(self, out: list[Output], now: float) -> None: ...
@@ -119,7 +123,7 @@ class Continuity:
             self._on_drop()
         attempt = self.reconnects.next(now)
         if attempt is None:
-            self._end(out, "upstream_lost", deliberate=False)
+            self._end(out, EndReason.UPSTREAM_LOST, deliberate=False)
         else:
             out.append(attempt)
         return out
@@ -190,16 +194,17 @@ class Continuity:
         )
 
     def on_twilio_closed(self) -> EndCall:
-        """Twilio's socket closed without a ``stop``: after a handover that is the move (no
-        end reason may be recorded: the new stream decides how the call ends)."""
+        """Twilio's socket closed: the call ends (unless a ``stop`` or the bridge ended it
+        first). After a handover that is the move (no end reason may be recorded: the new
+        stream decides how the call ends). The end that stands is returned."""
         if self._phase == "handover":
-            return EndCall("handed_over", deliberate=False)
-        return EndCall("twilio_closed", deliberate=True)
+            return self.end(EndReason.HANDED_OVER, deliberate=False)
+        return self.end(EndReason.TWILIO_CLOSED, deliberate=True)
 
     def on_handover_failed(self) -> list[Output]:
         """The redirect did not happen: end the call as a shutdown did before (the apology)."""
         out: list[Output] = []
-        self._end(out, "server_shutdown", deliberate=False)
+        self._end(out, EndReason.SERVER_SHUTDOWN, deliberate=False)
         return out
 
     def on_resume(self, state: CallState | None, now: float, gap: float) -> list[Output]:

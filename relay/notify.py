@@ -12,12 +12,12 @@ from typing import Any
 
 from celery import Celery
 
+from common.end_reasons import EndReason
 from common.task_names import NOTIFY_VOICEMAIL, SUMMARIZE_CALL
 from relay import metrics
 
 log = logging.getLogger(__name__)
 
-VOICEMAIL_REASONS = ("voicemail_left", "voicemail_timeout")
 #: Broker retries while queuing: about 9 s in all, covering a Redis restart or failover.
 RETRY_POLICY = {"max_retries": 6, "interval_start": 0.2, "interval_step": 0.5}
 
@@ -40,12 +40,12 @@ def callee_of(params: dict[str, str]) -> str:
 
 
 def queue_voicemail_notice(
-    call_sid: str, params: dict[str, str], reason: str, lines: list[tuple[str, str]]
+    call_sid: str, params: dict[str, str], reason: EndReason, lines: list[tuple[str, str]]
 ) -> bool:
     notice: dict[str, Any] = {
         "call_sid": call_sid,
         "callee": callee_of(params),
-        "reason": reason,
+        "reason": str(reason),
         "lines": [list(line) for line in lines],
     }
     return _queue(NOTIFY_VOICEMAIL, notice, call_sid, "voicemail notice", "notice_lost",
@@ -57,9 +57,10 @@ def queue_summary(record: dict[str, Any]) -> bool:
 
     ``record``: ``call_sid``; ``caller`` (the other party's number: ``from`` inbound, ``to``
     on an outbound call, see :func:`callee_of`); ``direction`` (``inbound``/``outbound``);
-    ``started_at``/``ended_at`` (epoch seconds or ISO 8601); ``outcome`` (why it ended, e.g.
-    ``caller_hung_up``, ``end_call``, ``transferred``, ``voicemail_left``); ``lines``
-    (``[who, text]`` pairs as in the transcript log, ``who`` ``caller`` or ``assistant…``);
+    ``started_at``/``ended_at`` (epoch seconds or ISO 8601); ``outcome`` (why it ended: a
+    :class:`common.end_reasons.EndReason` such as ``caller_hung_up``, ``assistant_hung_up``,
+    ``transferred``, ``voicemail_left``); ``lines`` (``[who, text]`` pairs as in the
+    transcript log, ``who`` ``caller`` or ``assistant…``);
     ``tool_calls`` (``{"name", "arguments", "result"}``), ``messages`` (messages taken for
     staff) and ``transfers`` (``{"to", "status"}``). Everything must be JSON."""
     call_sid = str(record.get("call_sid") or "")

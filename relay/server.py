@@ -36,18 +36,18 @@ from geventwebsocket.server import WebSocketServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common.config import Config
-from common.names import TWILIO_ORIGIN
 from common.prompts import website_prompt
 from common.twilio_client import make_client
 from relay import admission, metrics
 from relay.admission import Admitted, Gate, Refusal
 from relay.after_call import after_call
-from relay.browser import BrowserSession, Close
+from relay.browser import BrowserCore, BrowserSession
 from relay.browser_policy import owned_session_update
 from relay.capacity import Capacity
 from relay.frames import FastWebSocket
 from relay.handler import RelayHandler
 from relay.handler import reply as _reply
+from relay.session_summary import SURFACES, Kind, record
 from relay.twilio_session import TwilioCall
 from relay.upstream import Upstream, connect, realtime_url
 
@@ -55,8 +55,6 @@ log = logging.getLogger(__name__)
 
 #: Data the browser may send before OpenAI answers (about a minute of 24 kHz PCM as base64).
 MIN_QUEUE_BYTES = 4 << 20
-
-TWILIO_SURFACE = TWILIO_ORIGIN  # the surface label is the token origin that opens it
 
 Session = Callable[[FastWebSocket, Admitted], None]
 
@@ -146,11 +144,7 @@ class RelayApp:
             client_ip=admitted.client_ip,
             opening=opening,
         )
-        self.sessions.add(session)
-        try:
-            session.run()
-        finally:
-            self.sessions.discard(session)
+        self._run(session, self.sessions, "browser")
 
     def run_twilio(self, ws: FastWebSocket, admitted: Admitted) -> None:
         call = TwilioCall(
@@ -160,21 +154,26 @@ class RelayApp:
             end_call=self.complete_call,
             call_sid=admitted.claims.call_sid or "",
         )
-        self.calls.add(call)
-        metrics.ACTIVE.labels(TWILIO_SURFACE).inc()
-        started, started_wall = time.monotonic(), time.time()
+        started_wall = time.time()
+        self._run(call, self.calls, "phone")
+        ended = call.bridge.ended
+        if ended is not None:  # always, once run() returned
+            # The summary (or voicemail notice) may wait for a transfer's result: not here.
+            gevent.spawn(after_call, self.cfg, call, ended, started_wall)
+
+    def _run(self, session: BrowserSession | TwilioCall, live: set, kind: Kind) -> None:
+        """Run a session among the live ones, then record its summary: the one place a
+        session's metrics and end line are written, whichever way ``run()`` ended."""
+        surface = SURFACES[kind]
+        live.add(session)
+        metrics.ACTIVE.labels(surface).inc()
         try:
-            ended = call.run()
+            session.run()
         finally:
-            self.calls.discard(call)
-            metrics.ACTIVE.labels(TWILIO_SURFACE).dec()
-        metrics.SESSIONS.labels(TWILIO_SURFACE, ended.reason).inc()
-        metrics.DURATION.labels(TWILIO_SURFACE).observe(time.monotonic() - started)
-        metrics.FRAMES.labels(TWILIO_SURFACE, "in").inc(call.frames_in)
-        metrics.FRAMES.labels(TWILIO_SURFACE, "out").inc(call.frames_out)
-        metrics.BARGE_INS.inc(call.bridge.barge_ins)
-        # The summary (or voicemail notice) may wait for a transfer's result: not here.
-        gevent.spawn(after_call, self.cfg, call, ended, started_wall)
+            live.discard(session)
+            metrics.ACTIVE.labels(surface).dec()
+            if session.summary is not None:
+                record(session.summary)
 
     def complete_call(self, call_sid: str) -> None:
         """REST fallback for a deliberate hang-up: set the call ``completed``."""
@@ -195,7 +194,7 @@ class RelayApp:
         caller hears the apology TwiML rather than dead air."""
         self.draining = True
         for session in list(self.sessions):
-            session.end(Close(1012, "service_restart"))
+            session.end(BrowserCore.service_restart())
         for call in list(self.calls):
             gevent.spawn(call.hand_over)  # a Redis write and a Twilio request each
 

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from common import prompts
+from common.end_reasons import EndReason
 from relay.bridge_types import (
     BENIGN_ERRORS,
     BridgeSettings,
@@ -108,10 +109,18 @@ class TwilioBridge(ToolCalls, Continuity):
     def _twilio(self, out: list[Output], obj: dict[str, Any]) -> None:
         out.append(ToTwilio(dumps(obj)))
 
-    def _end(self, out: list[Output], reason: str, deliberate: bool, code: int = 1000) -> None:
+    def end(self, reason: EndReason, deliberate: bool = False, code: int = 1000) -> EndCall:
+        """End the call; the first end stands and is returned (a later one changes nothing,
+        so a shutdown cannot relabel a hang-up). The only way anything sets :attr:`ended`."""
         if self.ended is None:
             self.ended = EndCall(reason, deliberate, code)
-            out.append(self.ended)
+        return self.ended
+
+    def _end(
+        self, out: list[Output], reason: EndReason, deliberate: bool, code: int = 1000
+    ) -> None:
+        if self.ended is None:
+            out.append(self.end(reason, deliberate, code))
 
     # -- Twilio → ----------------------------------------------------------------------------
     def on_twilio(self, msg: dict[str, Any], now: float) -> list[Output]:
@@ -139,11 +148,11 @@ class TwilioBridge(ToolCalls, Continuity):
                 self.bad_media += 1  # a repeated or malformed start changes nothing
         elif event == "stop":
             if self._phase == "handover":  # Twilio moved the call to the new stream
-                self._end(out, "handed_over", deliberate=False)
+                self._end(out, EndReason.HANDED_OVER, deliberate=False)
             elif self._phase == "transferring":  # the redirect to staff took the call
-                self._end(out, "transferred", deliberate=True)
+                self._end(out, EndReason.TRANSFERRED, deliberate=True)
             else:
-                self._end(out, "caller_hung_up", deliberate=True)
+                self._end(out, EndReason.CALLER_HUNG_UP, deliberate=True)
         elif event in ("connected", "dtmf"):
             pass
         else:
@@ -163,9 +172,9 @@ class TwilioBridge(ToolCalls, Continuity):
                 "stream refused: start.callSid %s is not the token's call %s",
                 stream_call_sid[:40] or "(none)",
                 self.call_sid or "(none)",
-                extra={**self._log_ctx(), "reason": "call_sid_mismatch"},
+                extra={**self._log_ctx(), "reason": EndReason.CALL_SID_MISMATCH},
             )
-            self._end(out, "call_sid_mismatch", deliberate=False, code=1008)
+            self._end(out, EndReason.CALL_SID_MISMATCH, deliberate=False, code=1008)
             return
         raw = start.get("customParameters")
         self.params = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
@@ -195,9 +204,9 @@ class TwilioBridge(ToolCalls, Continuity):
         if purpose is not None and self._tool_mark(out, purpose):
             pass
         elif purpose == "voicemail_played":
-            self._end(out, "voicemail_left", deliberate=True)
+            self._end(out, EndReason.VOICEMAIL_LEFT, deliberate=True)
         elif purpose == "goodbye_played":
-            self._end(out, "time_limit", deliberate=True)
+            self._end(out, EndReason.TIME_LIMIT, deliberate=True)
 
     # -- OpenAI → ----------------------------------------------------------------------------
     def on_openai(self, event: dict[str, Any], now: float) -> list[Output]:
@@ -266,9 +275,11 @@ class TwilioBridge(ToolCalls, Continuity):
     def _flush_marks(self, out: list[Output], response_id: str) -> None:
         """The audio is complete: its last, short chunk gets its mark now."""
         for name in self.playback.flush(response_id):
-            self._twilio(
-                out, {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
-            )
+            self._mark(out, name)
+
+    def _mark(self, out: list[Output], name: str) -> None:
+        """A Twilio mark: echoed once the audio sent before it has played."""
+        self._twilio(out, {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
 
     def _on_speech_started(self, out: list[Output], now: float) -> None:
         if self.voicemail or self._phase != "talking":
@@ -348,33 +359,20 @@ class TwilioBridge(ToolCalls, Continuity):
             )
             self._ask_for_greeting(out)
         elif verdict is Verdict.GIVE_UP:
-            self._end(out, "voicemail_failed" if self.voicemail else "greeting_failed", False)
+            failed = EndReason.VOICEMAIL_FAILED if self.voicemail else EndReason.GREETING_FAILED
+            self._end(out, failed, deliberate=False)
         elif verdict is Verdict.SPOKEN and self.voicemail and self._phase == "talking":
             # Hang up only once Twilio says the whole message has played (the old Worker hung
             # up here and cut the voicemail off).
-            self._twilio(
-                out,
-                {
-                    "event": "mark",
-                    "streamSid": self.stream_sid,
-                    "mark": {"name": self.playback.sentinel("voicemail_played")},
-                },
-            )
+            self._mark(out, self.playback.sentinel("voicemail_played"))
         elif self._phase == "goodbye_pending" and self._active_response is None:
             self._say_goodbye(out, now)
         elif self._phase == "goodbye" and response_id not in self._discarded:
             self._phase = "done"
             if end.status == "failed":
-                self._end(out, "goodbye_failed", deliberate=False)  # apology, not silence
+                self._end(out, EndReason.GOODBYE_FAILED, deliberate=False)  # apology, not silence
                 return
-            self._twilio(
-                out,
-                {
-                    "event": "mark",
-                    "streamSid": self.stream_sid,
-                    "mark": {"name": self.playback.sentinel("goodbye_played")},
-                },
-            )
+            self._mark(out, self.playback.sentinel("goodbye_played"))
 
     def _log_ctx(self) -> dict[str, str]:
         return {"call_sid": self.call_sid, "stream_sid": self.stream_sid}
@@ -388,9 +386,9 @@ class TwilioBridge(ToolCalls, Continuity):
         self._tool_tick(out, now)
         if self._voicemail_deadline is not None and now >= self._voicemail_deadline:
             if self.greeting.spoken:
-                self._end(out, "voicemail_timeout", deliberate=True)
+                self._end(out, EndReason.VOICEMAIL_TIMEOUT, deliberate=True)
             else:  # never said in full: no voicemail to report
-                self._end(out, "voicemail_failed", deliberate=False)
+                self._end(out, EndReason.VOICEMAIL_FAILED, deliberate=False)
         elif self._phase == "talking" and now - self.started_at >= self.s.time_limit_s:
             self._goodbye_deadline = now + self.s.goodbye_fallback_s
             if self._active_response is not None:
@@ -406,7 +404,7 @@ class TwilioBridge(ToolCalls, Continuity):
             else:
                 self._say_goodbye(out, now)
         elif self._goodbye_deadline is not None and now >= self._goodbye_deadline:
-            self._end(out, "time_limit", deliberate=True)
+            self._end(out, EndReason.TIME_LIMIT, deliberate=True)
         return out
 
     def _say_goodbye(self, out: list[Output], now: float) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import gevent
 import gevent.event
@@ -20,24 +20,23 @@ import orjson
 import redis
 
 from common.config import Config
-from common.names import call_end_key, call_transcript_channel
+from common.end_reasons import EndReason
+from common.names import call_transcript_channel
 from common.redis_util import get_redis
 from relay import handover, metrics
+from relay.after_call import REST_HANGUP_REASONS, record_end, rest_hang_up
 from relay.bridge_types import RunTool
-from relay.call_tools import ToolSettings
 from relay.handover import LoadResume
 from relay.reconnect import Reconnect
+from relay.session_summary import SessionSummary
 from relay.tool_runner import ToolRunner
 from relay.twilio_bridge import BridgeSettings, EndCall, Output, ToOpenAI, ToTwilio, TwilioBridge
+from relay.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
 #: How often the bridge is asked about the clock (time cap, fallbacks).
 TICK_SECONDS = 0.1
-#: How long Twilio's /twilio/voice/after may still ask why the stream ended.
-END_REASON_TTL_SECONDS = 600
-#: Deliberate ends that also set the call completed through REST (see _finish).
-REST_HANGUP_REASONS = ("voicemail_left", "voicemail_timeout", "time_limit", "assistant_hung_up")
 
 
 class Downstream(Protocol):
@@ -47,37 +46,6 @@ class Downstream(Protocol):
     def send(self, message: str) -> None: ...
     def send_many(self, messages: list[str]) -> None: ...
     def close(self, code: int = 1000, message: str = "") -> None: ...
-
-
-class Upstream(Protocol):
-    """The OpenAI Realtime WebSocket."""
-
-    def recv(self) -> str | bytes: ...
-    def send(self, message: str) -> Any: ...
-    def send_many(self, messages: list[bytes]) -> Any: ...
-    def close(self) -> None: ...
-
-
-def settings_from(cfg: Config) -> BridgeSettings:
-    return BridgeSettings(
-        model=cfg.openai_realtime_model,
-        voice=cfg.realtime_voice,
-        turn_detection=cfg.realtime_turn_detection,
-        time_limit_s=cfg.session_time_limit_seconds,
-        goodbye_fallback_s=cfg.goodbye_fallback_seconds,
-        reconnect_attempts=cfg.upstream_reconnect_attempts,
-        tools=ToolSettings.from_config(cfg),
-    )
-
-
-def record_end(call_sid: str, reason: str) -> None:
-    """Tell the web process (``/twilio/voice/after``) that this end was deliberate."""
-    if not call_sid:
-        return
-    try:
-        get_redis().set(call_end_key(call_sid), reason, ex=END_REASON_TTL_SECONDS)
-    except redis.RedisError:
-        log.warning("could not record why the call ended", extra={"call_sid": call_sid})
 
 
 def transcript_channel(call_sid: str) -> str:
@@ -137,7 +105,9 @@ class TwilioCall:
         self.down = downstream
         self.open_upstream = open_upstream
         self.end_call_rest = end_call  # REST fallback: set the call completed
-        self.bridge = TwilioBridge(settings_from(cfg), time.monotonic(), call_sid=call_sid)
+        self.bridge = TwilioBridge(
+            BridgeSettings.from_config(cfg), time.monotonic(), call_sid=call_sid
+        )
         self.up: Upstream | None = None
         self._done = gevent.event.Event()
         self._helpers: list[gevent.Greenlet] = []  # killed with the call
@@ -147,12 +117,12 @@ class TwilioCall:
         self._published = 0  # transcript lines already published
         self._reconnect: Reconnect | None = None  # the bridge asked for a new upstream
         self._actions: list[gevent.Greenlet] = []  # tool actions: waited for, never killed
+        self.summary: SessionSummary | None = None  # set as run() ends, even when killed
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: EndReason) -> None:
         """End the call from outside (server shutdown): the failure path, so the caller hears
-        the apology rather than silence."""
-        if self.bridge.ended is None:
-            self.bridge.ended = EndCall(reason, deliberate=False)
+        the apology rather than silence (an end already decided stands)."""
+        self.bridge.end(reason, deliberate=False)
         self._done.set()
 
     # -- output -----------------------------------------------------------------------------
@@ -226,8 +196,7 @@ class TwilioCall:
                 type(exc).__name__,
                 extra={"call_sid": self.bridge.call_sid},
             )
-        if self.bridge.ended is None:
-            self.bridge.ended = self.bridge.on_twilio_closed()
+        self.bridge.on_twilio_closed()
         self._done.set()
 
     def _publish_transcript(self) -> None:
@@ -290,10 +259,10 @@ class TwilioCall:
     def _read(self, up: Upstream) -> None:
         try:
             while not self._done.is_set():
-                raw = up.recv()
-                if not raw:
+                got = up.receive_raw()
+                if got is None:
                     break
-                event = orjson.loads(raw)
+                event = orjson.loads(got[1])
                 if isinstance(event, dict):
                     self._apply(self.bridge.on_openai(event, time.monotonic()))
                     if len(self.bridge.transcript.lines) > self._published:
@@ -344,7 +313,7 @@ class TwilioCall:
         state = self.bridge.hand_over(time.monotonic())
         if state is None:
             metrics.HANDOVERS.labels("failed").inc()
-            self.stop("server_shutdown")
+            self.stop(EndReason.SERVER_SHUTDOWN)
             return False
         if self.up is not None:  # frozen: nothing more to say or hear on this session
             with contextlib.suppress(Exception):
@@ -381,7 +350,9 @@ class TwilioCall:
         if outputs:  # rare; a write may block, and the ticker serves every call
             self._helpers.append(gevent.spawn(self._apply, outputs))
 
-    def run(self) -> EndCall:
+    def run(self) -> SessionSummary:
+        """The call, to its end; what it did, for :func:`relay.session_summary.record`."""
+        started = time.monotonic()
         greenlets = [gevent.spawn(self._openai_loop)]
         self._helpers = greenlets
         reader = gevent.spawn(self._twilio_loop)
@@ -390,7 +361,7 @@ class TwilioCall:
             self._done.wait()
         finally:
             TICKER.discard(self)
-            ended = self.bridge.ended or EndCall("relay_error", deliberate=False)
+            ended = self.bridge.end(EndReason.RELAY_ERROR)  # unless it ended (it should have)
             if ended.deliberate:
                 record_end(self.bridge.call_sid, ended.reason)
             if self.up is not None:
@@ -399,43 +370,34 @@ class TwilioCall:
             with contextlib.suppress(Exception):
                 self.down.close(ended.close_code, ended.reason)
             gevent.killall([*greenlets, reader], block=True, timeout=2)
-            self._finish(ended)
-        return ended
+            self.summary = summary = self._finish(ended, time.monotonic() - started)
+        return summary
 
-    def _finish(self, ended: EndCall) -> None:
-        ctx = {
-            "call_sid": self.bridge.call_sid,
-            "stream_sid": self.bridge.stream_sid,
-            "reason": ended.reason,
-        }
-        lines = self.bridge.transcript.lines
-        callers = sum(1 for who, _ in lines if who == "caller")
-        log.info(
-            "call ended (%s) after %.1f s: %d transcript lines (%d caller, %d assistant)",
-            "deliberate" if ended.deliberate else ended.reason.replace("_", " "),
-            time.monotonic() - self.bridge.started_at,
-            len(lines),
-            callers,
-            len(lines) - callers,
-            extra={**ctx, "outcome": ended.reason},
-        )
+    def _finish(self, ended: EndCall, seconds: float) -> SessionSummary:
+        bridge = self.bridge
+        ctx = {"call_sid": bridge.call_sid, "stream_sid": bridge.stream_sid, "reason": ended.reason}
         # What callers said is personal data: the full transcript only at DEBUG.
-        log.debug("call transcript:\n%s", self.bridge.transcript_text() or "(empty)", extra=ctx)
+        log.debug("call transcript:\n%s", bridge.transcript_text() or "(empty)", extra=ctx)
         if ended.reason in REST_HANGUP_REASONS and self.end_call_rest is not None:
-            # Closing the stream ends <Connect>; the REST update is the fallback that hangs up
-            # even if Twilio were to continue the call.
-            gevent.spawn(self._complete_call)
-
-    def _complete_call(self) -> None:
-        try:
-            assert self.end_call_rest is not None
-            self.end_call_rest(self.bridge.call_sid)
-        except Exception as exc:
-            log.info(
-                "REST hang-up fallback failed: %s",
-                str(exc)[:200],
-                extra={"call_sid": self.bridge.call_sid},
-            )
+            gevent.spawn(rest_hang_up, self.end_call_rest, bridge.call_sid)
+        lines = bridge.transcript.lines
+        return SessionSummary(
+            kind="phone",
+            session_id=bridge.call_sid,
+            reason=ended.reason,
+            deliberate=ended.deliberate,
+            close_code=ended.close_code,
+            duration_s=seconds,
+            elapsed_s=time.monotonic() - bridge.started_at,
+            frames_in=self.frames_in,
+            frames_out=self.frames_out,
+            malformed=self.malformed,
+            bad_media=bridge.bad_media,
+            transcript_lines=len(lines),
+            caller_lines=sum(1 for who, _ in lines if who == "caller"),
+            barge_ins=bridge.barge_ins,
+            stream_sid=bridge.stream_sid,
+        )
 
 
 #: The process's call clock.

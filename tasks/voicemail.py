@@ -15,6 +15,7 @@ from typing import Any
 from celery import shared_task
 
 from common.config import Config, get_config
+from common.end_reasons import EndReason
 from common.names import SMS_MAX_CHARS
 from common.redis_util import get_redis, key
 from common.task_names import NOTIFY_VOICEMAIL
@@ -34,7 +35,7 @@ def notice_text(notice: dict[str, Any]) -> str:
     said = " ".join(
         str(text) for who, text in notice.get("lines") or [] if str(who).startswith("assistant")
     )
-    if notice.get("reason") == "voicemail_left":
+    if notice.get("reason") == EndReason.VOICEMAIL_LEFT:
         head = f"The GateFrames A.I. assistant left a voicemail for {callee} (call {call})"
     else:
         head = (

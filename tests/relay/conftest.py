@@ -13,6 +13,7 @@ import base64
 import itertools
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -58,6 +59,14 @@ def http(method: str, url: str, body: Any = None, headers: dict | None = None):
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()
+
+
+def metric(relay: Relay, name: str, headers: dict | None = None) -> float:
+    """One sample's value from the relay's /metrics (0 when the series is absent)."""
+    status, _, body = http("GET", relay.http_base + "/metrics", headers=headers)
+    assert status == 200, body
+    match = re.search(rf"^{re.escape(name)} (\S+)$", body.decode(), re.M)
+    return float(match.group(1)) if match else 0.0
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from common.end_reasons import EndReason
 from relay.browser import BrowserCore, Close, ToBrowser, ToUpstream
 from relay.frames import OP_BINARY, OP_TEXT
 
@@ -66,3 +67,19 @@ def test_upstream_endings_map_to_browser_closes():
     assert BrowserCore.upstream_closed(None).code == 1011
     assert BrowserCore.upstream_closed(4000).code == 1011
     assert BrowserCore.upstream_failed() == Close(1011, "upstream_unavailable")
+    assert BrowserCore.upstream_closed(4000).reason == "upstream_closed_4000"
+
+
+def test_the_first_end_stands():
+    core = BrowserCore(1 << 20)
+    assert core.ended is None
+    first = core.end(BrowserCore.time_limit())
+    assert core.end(BrowserCore.browser_closed()) is first is core.ended
+    assert core.ended.reason == EndReason.TIME_LIMIT
+
+
+def test_the_server_side_ends_keep_their_codes_and_words():
+    assert BrowserCore.service_restart() == Close(1012, "service_restart")
+    assert BrowserCore.relay_error() == Close(1011, "relay_error")
+    assert BrowserCore.idle() == Close(1000, "idle_timeout")
+    assert BrowserCore.browser_closed() == Close(1000, "browser_closed")

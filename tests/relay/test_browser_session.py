@@ -15,7 +15,15 @@ import threading
 import pytest
 import websocket
 
-from tests.relay.conftest import API_KEY, Relay, fresh_ip, http, wait_closed, wait_for
+from tests.relay.conftest import (
+    API_KEY,
+    Relay,
+    fresh_ip,
+    http,
+    metric,
+    wait_closed,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 #: The echo's test commands are not Realtime events: the owned policy would refuse them.
@@ -179,6 +187,25 @@ def test_browser_close_releases_the_upstream(relay, echo):
     ws.close()
     wait_for(lambda: echo.open_count() == 0)
     wait_for(lambda: "reason=browser_closed" in relay.log())
+
+
+def test_the_server_records_each_session_once(relay, echo):
+    """``run()``'s summary is counted and logged by the server, once per session."""
+    closed = 'relay_sessions_total{reason="browser_closed",surface="browser"}'
+    before = metric(relay, closed)
+    ip = fresh_ip()
+    ws = relay.browser(ip=ip)
+    ws.send('{"type":"x"}')
+    ws.recv()
+    ws.close()
+
+    def ended() -> list[str]:
+        lines = relay.log().splitlines()
+        return [ln for ln in lines if "browser session ended" in ln and f"client_ip={ip}" in ln]
+
+    [line] = wait_for(ended)
+    assert "(1 in, 1 out, 0 policed, close 1000)" in line and "reason=browser_closed" in line
+    assert wait_for(lambda: metric(relay, closed) >= before + 1)
 
 
 def test_browser_vanishing_without_close_releases_the_upstream(relay, echo):

@@ -6,13 +6,12 @@ the upgrade rate, /metrics behind a bearer token, and the untrusted X-Forwarded-
 from __future__ import annotations
 
 import json
-import re
 import socket
 
 import pytest
 import websocket
 
-from tests.relay.conftest import Relay, fresh_ip, http, mint, wait_closed, wait_for
+from tests.relay.conftest import Relay, fresh_ip, http, metric, mint, wait_closed, wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
@@ -37,14 +36,6 @@ def refused(relay: Relay, **kwargs) -> websocket.WebSocketBadStatusException:
     with pytest.raises(websocket.WebSocketBadStatusException) as err:
         relay.browser(**kwargs).close()
     return err.value
-
-
-def metric(relay: Relay, name: str, headers: dict | None = None) -> float:
-    """One sample's value from the relay's /metrics (0 when the series is absent)."""
-    status, _, body = http("GET", relay.http_base + "/metrics", headers=headers)
-    assert status == 200, body
-    match = re.search(rf"^{re.escape(name)} (\S+)$", body.decode(), re.M)
-    return float(match.group(1)) if match else 0.0
 
 
 def live_slots(relay: Relay) -> int:
