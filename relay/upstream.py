@@ -122,16 +122,6 @@ class RealtimeSocket:
             self.closed = True
         return None
 
-    def recv_frame(self) -> tuple[int, bytes] | None:
-        """Old name of :meth:`receive_raw` (the browser loop's), kept while callers move."""
-        return self.receive_raw()
-
-    def recv(self) -> bytes:
-        """Old shape (the Twilio call loop's): the payload only, ``b""`` once closed. Kept
-        while callers move to :meth:`receive_raw`."""
-        got = self.receive_raw()
-        return got[1] if got else b""
-
     # -- sending ----------------------------------------------------------------------------
     def _send_frame(self, opcode: int, data: bytes) -> None:
         frame = encode_frame(opcode, data, self._masks.next())

@@ -146,13 +146,15 @@ def test_sends_are_masked_text_frames_and_send_many_is_one_write():
         up.send("late")
 
 
-def test_the_old_receive_shapes_are_thin_aliases():
+def test_one_receive_shape_for_every_session():
     frames = server_frame(OP_TEXT, b"one") + server_frame(OP_TEXT, b"two")
     up: RealtimeSocket = connect(ScriptedServer(frames).url, "sk-test")
-    assert up.recv_frame() == (OP_TEXT, b"one")
-    assert up.recv() == b"two"
+    assert up.receive_raw() == (OP_TEXT, b"one")
+    assert up.receive_raw() == (OP_TEXT, b"two")
     up.close()
-    assert up.recv() == b""
+    assert up.receive_raw() is None
+    # The old aliases (recv: payload only, recv_frame) are gone: both loops use receive_raw.
+    assert not hasattr(up, "recv") and not hasattr(up, "recv_frame")
 
 
 def test_realtime_url_adds_the_model():
