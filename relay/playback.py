@@ -149,9 +149,6 @@ class PlaybackTracker:
         sent = sum(i.sent_ms for i in items)
         return sum(i.played_at(now) for i in items) / sent if sent else 0.0
 
-    def pending_marks(self) -> bool:
-        return bool(self._marks) or bool(self.sentinels)
-
     def clear(self) -> None:
         """Twilio's buffer is being emptied: every pending mark will echo without playing."""
         self._cleared.update(self._marks)
