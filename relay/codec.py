@@ -22,7 +22,7 @@ import codecs
 import hashlib
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 
 OP_CONT = 0x0
@@ -342,25 +342,35 @@ class FrameBuffer:
     A protocol error stops parsing: the messages before it are still returned, and
     :attr:`error` holds the :class:`FrameError` to close with. :attr:`rest` is then what
     followed the offending frame's header (an oversized frame's unread payload starts there).
+
+    :meth:`parse` is :meth:`feed` one message at a time: a consumer that stops taking
+    messages (the socket goes back to blocking reads) finds every byte after the last message
+    it took in :attr:`rest`, and the assembler has seen none of them.
     """
 
-    __slots__ = ("_buf", "assembler", "error")
+    __slots__ = ("_buf", "_pos", "assembler", "error")
 
     def __init__(self, assembler: MessageAssembler, data: bytes = b""):
         self.assembler = assembler
         self._buf = data
+        self._pos = 0  # bytes of _buf already parsed
         self.error: FrameError | None = None
 
     @property
     def rest(self) -> bytes:
         """Bytes received but not yet part of a returned frame."""
-        return self._buf
+        return self._buf[self._pos :] if self._pos else self._buf
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        return list(self.parse(data))
+
+    def parse(self, data: bytes) -> Iterator[tuple[int, bytes]]:
         if self.error is not None:
-            return []
-        buf = self._buf + data if self._buf else data
-        n, pos, out = len(buf), 0, []
+            return
+        rest = self.rest
+        buf = rest + data if rest else data
+        self._buf, self._pos = buf, 0
+        n, pos = len(buf), 0
         assembler = self.assembler
         masked = assembler.masked
         try:
@@ -385,11 +395,11 @@ class FrameBuffer:
                 pos = end
                 got = assembler.add(fin, opcode, payload)
                 if got is not None:
-                    out.append(got)
+                    self._pos = pos
+                    yield got
         except FrameError as exc:
             self.error = exc
-        self._buf = buf[pos:] if pos < n else b""
-        return out
+        self._buf, self._pos = (buf[pos:] if pos < n else b""), 0
 
 
 class Masks:

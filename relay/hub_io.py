@@ -292,10 +292,11 @@ class MessagePump:
     def _data(self, chunk: bytes) -> None:
         frames = self._frames
         on_frame = self._on_frame
-        for opcode, payload in frames.feed(chunk):
+        # One message at a time: a stop from on_frame leaves the bytes after it in ``rest``.
+        for opcode, payload in frames.parse(chunk):
+            on_frame(opcode, payload)
             if self.stopped:
                 return
-            on_frame(opcode, payload)
         if frames.error is not None and not self.stopped:
             self.stop()
             self._on_error(frames.error)
