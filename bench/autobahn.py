@@ -2,11 +2,15 @@
 
     python -m bench.autobahn                 # cases 1-10 (12.* and 13.* are compression: off)
     python -m bench.autobahn --cases 5.*,6.* # a subset
+    python -m bench.autobahn --hub           # the echo reads with start_hub (the call path)
 
 Starts :mod:`bench.autobahn_echo` (the relay's handler and FastWebSocket, echoing) on a free
 loopback port, runs ``wstest -m fuzzingclient`` against it and prints each behaviour's count
 (OK / NON-STRICT / INFORMATIONAL / UNIMPLEMENTED / FAILED) from the JSON report, then every
-case that is not OK or INFORMATIONAL. The full HTML report is in ``var/autobahn/reports``.
+case that is not OK or INFORMATIONAL. The full HTML report is in ``var/autobahn/reports``
+(``var/autobahn/reports-hub`` with ``--hub``: the echo switches to
+:meth:`relay.frames.FastWebSocket.start_hub` after the first message, the push path that
+Twilio calls use).
 
 ``autobahntestsuite`` runs on Python 2.7 only. On first run it is installed with pyenv's 2.7
 (``PYENV_VERSION=2.7.18 python -m pip install --target var/autobahn/py27 autobahntestsuite``);
@@ -53,9 +57,9 @@ def install(py2: list[str]) -> None:
     (SITE / "zope" / "__init__.py").touch()
 
 
-def spec(port: int, cases: list[str]) -> dict:
+def spec(port: int, cases: list[str], reports: Path = REPORTS) -> dict:
     return {
-        "outdir": str(REPORTS),
+        "outdir": str(reports),
         "servers": [{"agent": AGENT, "url": f"ws://127.0.0.1:{port}/"}],
         "cases": cases,
         "exclude-cases": ["12.*", "13.*"],
@@ -87,26 +91,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cases", default="*", help="comma-separated case patterns")
     parser.add_argument("--python2", help="a Python 2.7 interpreter (default: pyenv's 2.7.18)")
+    parser.add_argument(
+        "--hub", action="store_true", help="the echo reads from the hub (start_hub) after one"
+    )
     args = parser.parse_args(argv)
+    reports = REPORTS.with_name("reports-hub") if args.hub else REPORTS
     py2 = [args.python2] if args.python2 else python2()
     install(py2)
 
     port = free_port()
     env = {**os.environ, "GATEFRAMES_DOTENV": "0", "PYTHONPATH": str(ROOT), "LOG_LEVEL": "ERROR"}
     echo = subprocess.Popen(
-        [sys.executable, "-m", "bench.autobahn_echo", "--port", str(port)],
+        [sys.executable, "-m", "bench.autobahn_echo", "--port", str(port)]
+        + (["--hub"] if args.hub else []),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
     )
     try:
         wait_port(port)
-        REPORTS.mkdir(parents=True, exist_ok=True)
-        spec_path = HOME / "fuzzingclient.json"
-        spec_path.write_text(json.dumps(spec(port, args.cases.split(",")), indent=1))
+        reports.mkdir(parents=True, exist_ok=True)
+        spec_path = HOME / ("fuzzingclient-hub.json" if args.hub else "fuzzingclient.json")
+        spec_path.write_text(json.dumps(spec(port, args.cases.split(","), reports), indent=1))
         started = time.monotonic()
         # wstest's own output is one line per case; keep it in a log, print the summary.
-        with open(HOME / "wstest.log", "w") as log:
+        with open(HOME / ("wstest-hub.log" if args.hub else "wstest.log"), "w") as log:
             subprocess.run(
                 [*py2, "-c", "from autobahntestsuite.wstest import run; run()",
                  "-m", "fuzzingclient", "-s", str(spec_path)],
@@ -118,14 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         echo.terminate()
         echo.wait(10)
 
-    counts, odd = summarise(json.loads((REPORTS / "index.json").read_text()))
+    counts, odd = summarise(json.loads((reports / "index.json").read_text()))
     total = sum(counts.values())
-    print(f"Autobahn fuzzingclient, {total} cases in {elapsed:.0f} s (12.* and 13.* excluded)")
+    mode = "hub (start_hub)" if args.hub else "pull (receive_raw)"
+    print(f"Autobahn fuzzingclient, {mode}, {total} cases in {elapsed:.0f} s (12.*, 13.* excluded)")
     for name in BEHAVIOURS:
         print(f"  {name:14s} {counts.get(name, 0):4d}")
     for case, behaviour, close in odd:
         print(f"  case {case:8s} behavior {behaviour}, close {close}")
-    print(f"report: {REPORTS / 'index.html'}")
+    print(f"report: {reports / 'index.html'}")
     return 1 if counts.get("FAILED") else 0
 
 

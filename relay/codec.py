@@ -5,8 +5,10 @@ checks and the handshake's accept key. Both ends of the relay use it: the server
 (:mod:`relay.frames`: Twilio and browsers) and the client side (:mod:`relay.upstream`: OpenAI).
 The sides differ in one rule: a server must refuse an unmasked frame, a client a masked one.
 
-Reading is pull-based: :func:`read_frame` takes a blocking ``read(n)`` callable, so the same
-code runs over a gevent socket, a buffered file or ``io.BytesIO`` in tests.
+Reading is pull-based or push-based over the same checks: :func:`read_frame` takes a blocking
+``read(n)`` callable, so the same code runs over a gevent socket, a buffered file or
+``io.BytesIO`` in tests; :class:`FrameBuffer` takes bytes as they arrive (a reader driven by
+readiness callbacks, which must never block).
 
 Hot-path choices: unmasking is one big-int XOR (C speed, about 20x a per-byte loop); UTF-8 is
 checked by ``bytes.isascii`` / ``bytes.decode`` (C); a frame longer than the limit is refused
@@ -20,7 +22,7 @@ import codecs
 import hashlib
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 
 OP_CONT = 0x0
@@ -142,19 +144,9 @@ def encode_frame(opcode: int, data: bytes, mask: bytes = b"") -> bytes:
     return encode_header(opcode, n) + data
 
 
-def read_frame(
-    read: Callable[[int], bytes], max_bytes: int, masked: bool = True
-) -> tuple[bool, int, bytes]:
-    """Read one frame with ``read`` (a blocking ``n``-byte reader); return (fin, opcode, payload).
-
-    ``masked``: frames must be masked (a server reading a client) or must not be (a client
-    reading a server). The length is checked against ``max_bytes`` before the payload is read,
-    so an oversized frame costs nothing. EOFError when the peer stops mid-frame.
-    """
-    head = read(2)
-    if len(head) != 2:
-        raise EOFError("connection closed")
-    b0, b1 = head[0], head[1]
+def _frame_head(b0: int, b1: int, masked: bool) -> tuple[bool, int, bool, int]:
+    """(fin, opcode, has_mask, 7-bit length) from a frame's first two bytes, with the checks
+    that need nothing else (reserved bits, opcodes, control frame rules, the masking rule)."""
     if b0 & 0x70:
         raise _bad_header("reserved_bits")
     fin, opcode, has_mask, length = bool(b0 & 0x80), b0 & 0x0F, bool(b1 & 0x80), b1 & 0x7F
@@ -167,18 +159,40 @@ def read_frame(
         raise _bad_header("unknown_opcode")
     if has_mask != masked:
         raise _bad_header("unmasked_frame" if masked else "masked_frame")
+    return fin, opcode, has_mask, length
+
+
+def _long_length(length: int, ext: bytes) -> int:
+    """The real payload length when the 7-bit one is 126 or 127 (``ext`` starts there)."""
+    if length == 126:
+        return _U16.unpack_from(ext)[0]
+    length = _U64.unpack_from(ext)[0]
+    if length >> 63:
+        raise _bad_header("bad_length")
+    return length
+
+
+def read_frame(
+    read: Callable[[int], bytes], max_bytes: int, masked: bool = True
+) -> tuple[bool, int, bytes]:
+    """Read one frame with ``read`` (a blocking ``n``-byte reader); return (fin, opcode, payload).
+
+    ``masked``: frames must be masked (a server reading a client) or must not be (a client
+    reading a server). The length is checked against ``max_bytes`` before the payload is read,
+    so an oversized frame costs nothing. EOFError when the peer stops mid-frame.
+    """
+    head = read(2)
+    if len(head) != 2:
+        raise EOFError("connection closed")
+    fin, opcode, has_mask, length = _frame_head(head[0], head[1], masked)
     extra = (2 if length == 126 else 8 if length == 127 else 0) + (4 if has_mask else 0)
     mask = b""
     if extra:
         ext = read(extra)
         if len(ext) != extra:
             raise EOFError("connection closed in a frame header")
-        if length == 126:
-            length = _U16.unpack_from(ext)[0]
-        elif length == 127:
-            length = _U64.unpack_from(ext)[0]
-            if length >> 63:
-                raise _bad_header("bad_length")
+        if length >= 126:
+            length = _long_length(length, ext)
         if has_mask:
             mask = ext[-4:]
     if length > max_bytes:
@@ -267,11 +281,14 @@ class MessageAssembler:
         self._size = 0
         self._decoder: codecs.IncrementalDecoder | None = None
 
+    def budget(self) -> int:
+        """The largest next frame allowed: what is left of this message's budget (a control
+        frame may always be whole)."""
+        return max(self.max_bytes - self._size, MAX_CONTROL_PAYLOAD)
+
     def next(self, read: Callable[[int], bytes]) -> tuple[int, bytes]:
         while True:
-            # The budget left for this message; a control frame may always be whole.
-            budget = max(self.max_bytes - self._size, MAX_CONTROL_PAYLOAD)
-            got = self.add(*read_frame(read, budget, self.masked))
+            got = self.add(*read_frame(read, self.budget(), self.masked))
             if got is not None:
                 return got
 
@@ -312,6 +329,77 @@ class MessageAssembler:
         message, op = b"".join(self._parts), self._opcode
         self._opcode, self._parts, self._size, self._decoder = 0, [], 0, None
         return op, message
+
+
+class FrameBuffer:
+    """The push side of the codec: bytes in as the kernel hands them over, messages out.
+
+    :func:`read_frame` pulls with a blocking ``read(n)``; a reader driven by readiness
+    callbacks (:mod:`relay.hub_io`) cannot block, so it feeds whatever arrived and gets back
+    every message (and control frame) completed so far, in order, with the same checks (the
+    same :class:`MessageAssembler`). An incomplete frame's bytes wait here for the rest.
+
+    A protocol error stops parsing: the messages before it are still returned, and
+    :attr:`error` holds the :class:`FrameError` to close with. :attr:`rest` is then what
+    followed the offending frame's header (an oversized frame's unread payload starts there).
+
+    :meth:`parse` is :meth:`feed` one message at a time: a consumer that stops taking
+    messages (the socket goes back to blocking reads) finds every byte after the last message
+    it took in :attr:`rest`, and the assembler has seen none of them.
+    """
+
+    __slots__ = ("_buf", "_pos", "assembler", "error")
+
+    def __init__(self, assembler: MessageAssembler, data: bytes = b""):
+        self.assembler = assembler
+        self._buf = data
+        self._pos = 0  # bytes of _buf already parsed
+        self.error: FrameError | None = None
+
+    @property
+    def rest(self) -> bytes:
+        """Bytes received but not yet part of a returned frame."""
+        return self._buf[self._pos :] if self._pos else self._buf
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        return list(self.parse(data))
+
+    def parse(self, data: bytes) -> Iterator[tuple[int, bytes]]:
+        if self.error is not None:
+            return
+        rest = self.rest
+        buf = rest + data if rest else data
+        self._buf, self._pos = buf, 0
+        n, pos = len(buf), 0
+        assembler = self.assembler
+        masked = assembler.masked
+        try:
+            while n - pos >= 2:
+                fin, opcode, has_mask, length = _frame_head(buf[pos], buf[pos + 1], masked)
+                start = pos + 2 + (2 if length == 126 else 8 if length == 127 else 0)
+                if has_mask:
+                    start += 4
+                if start > n:
+                    break
+                if length >= 126:
+                    length = _long_length(length, buf[pos + 2 : start])
+                if length > assembler.budget():
+                    pos = start
+                    raise FrameError(CLOSE_TOO_BIG, "message_too_big", unread=length)
+                end = start + length
+                if end > n:
+                    break
+                payload = buf[start:end]
+                if has_mask:
+                    payload = unmask(payload, buf[start - 4 : start])
+                pos = end
+                got = assembler.add(fin, opcode, payload)
+                if got is not None:
+                    self._pos = pos
+                    yield got
+        except FrameError as exc:
+            self.error = exc
+        self._buf, self._pos = (buf[pos:] if pos < n else b""), 0
 
 
 class Masks:

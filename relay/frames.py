@@ -16,14 +16,12 @@ This module also holds the socket helpers the upstream client shares (:class:`So
 
 from __future__ import annotations
 
-import _socket
 import contextlib
 import errno
 from collections.abc import Callable
 from socket import SHUT_WR
 
 import gevent.lock
-import gevent.socket
 from geventwebsocket.websocket import WebSocket
 
 from relay.codec import (
@@ -42,6 +40,7 @@ from relay.codec import (
     OP_PONG,
     OP_TEXT,
     CloseCode,
+    FrameBuffer,
     FrameError,
     MessageAssembler,
     check_text,
@@ -54,6 +53,7 @@ from relay.codec import (
     sendable_close_code,
     unmask,
 )
+from relay.hub_io import MessagePump, Outbox, os_socket
 
 __all__ = [
     "CLOSE_INTERNAL",
@@ -90,7 +90,7 @@ def fast_writer(sock) -> Callable[[bytes], None]:
     ``send`` on the OS socket almost always takes a whole frame, and gevent's ``sendall``
     (which waits for the socket to drain) finishes the rare rest."""
     sendall = sock.sendall
-    raw = _os_socket(sock)
+    raw = os_socket(sock)
     send = raw.send if raw is not None else sock.send
 
     def write(data: bytes) -> None:
@@ -102,14 +102,6 @@ def fast_writer(sock) -> Callable[[bytes], None]:
             sendall(memoryview(data)[sent:])
 
     return write
-
-
-def _os_socket(sock):
-    """The non-blocking OS socket under a plain gevent socket, or None (TLS, test doubles)."""
-    raw = getattr(sock, "_sock", None)
-    if type(sock) is not gevent.socket.socket or not isinstance(raw, _socket.socket):
-        return None
-    return raw
 
 
 class SocketReader:
@@ -130,7 +122,7 @@ class SocketReader:
 
     def __init__(self, sock, first=None):
         self._sock = sock
-        self._raw = _os_socket(sock)
+        self._raw = os_socket(sock)
         self._first = first
         self._buf = b""
         self._pos = 0
@@ -138,7 +130,7 @@ class SocketReader:
 
     @staticmethod
     def supported(sock) -> bool:
-        return _os_socket(sock) is not None
+        return os_socket(sock) is not None
 
     def _fill(self) -> bytes:
         if self._first is not None:
@@ -160,6 +152,23 @@ class SocketReader:
                 continue
             self._drained = len(chunk) < self.CHUNK
             return chunk
+
+    @property
+    def primed(self) -> bool:
+        """True once the handshake's buffered reader is empty: every byte since is here or
+        still in the kernel, so another reader can take over (:meth:`take`)."""
+        return self._first is None
+
+    def take(self) -> bytes:
+        """Hand over the bytes read but not yet consumed (to :mod:`relay.hub_io`)."""
+        rest = self._buf[self._pos :]
+        self._buf, self._pos = b"", 0
+        return rest
+
+    def give_back(self, data: bytes) -> None:
+        """Take back bytes another reader received but did not consume (after it stopped)."""
+        self._buf, self._pos = data + self._buf[self._pos :], 0
+        self._drained = False  # the kernel may hold more: try a recv before waiting
 
     def read(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or fewer once the peer closed (as a file's ``read``)."""
@@ -192,7 +201,11 @@ class FastWebSocket(WebSocket):
 
     __slots__ = (
         "_assembler",
+        "_hub",
         "_in_sync",
+        "_on_end",
+        "_on_message",
+        "_outbox",
         "_peer_closed",
         "_send_lock",
         "_unread",
@@ -217,6 +230,10 @@ class FastWebSocket(WebSocket):
         self._peer_closed = False  # its close frame came, but was malformed
         self._in_sync = True  # False after a bad frame header: frame boundaries are lost
         self._unread = 0
+        self._hub: MessagePump | None = None
+        self._outbox: Outbox | None = None
+        self._on_message: Callable[[int, bytes], None] | None = None
+        self._on_end: Callable[[], None] | None = None
 
     @property
     def max_bytes(self) -> int:
@@ -266,6 +283,83 @@ class FastWebSocket(WebSocket):
         opcode, payload = got
         return payload.decode("utf-8") if opcode == OP_TEXT else payload
 
+    # -- reading from the hub (relay.hub_io) ------------------------------------------------
+    def start_hub(
+        self, on_message: Callable[[int, bytes], None], on_end: Callable[[], None]
+    ) -> bool:
+        """Deliver messages from the hub instead of :meth:`receive_raw`: ``on_message(opcode,
+        payload)`` per data message (text validated), then ``on_end()`` once when the socket
+        closes, fails or breaks the protocol (answered here as :meth:`receive_raw` would).
+        Writes then go through an :class:`relay.hub_io.Outbox` and never block. Both
+        callbacks run inside the hub: they must not block. False (nothing changed) when this
+        socket cannot (TLS, a double's socket, bytes still in the handshake's reader: read one
+        message with :meth:`receive_raw` first); call :meth:`stop_hub` when done either way."""
+        sock = getattr(self.handler, "socket", None)
+        reader = getattr(self.raw_read, "__self__", None)
+        if (
+            self.closed
+            or self._hub is not None
+            or not isinstance(reader, SocketReader)
+            or not reader.primed
+            or os_socket(sock) is None
+        ):
+            return False
+        self._on_message, self._on_end = on_message, on_end
+        self._outbox = Outbox(sock)
+        self.raw_write = self._outbox.write
+        self._hub = MessagePump(
+            sock,
+            FrameBuffer(self._assembler, reader.take()),
+            self._hub_frame,
+            self._hub_error,
+            self._hub_eof,
+        )
+        self._hub.start()
+        return True
+
+    def stop_hub(self, flush_timeout: float = 1.0) -> None:
+        """Back to blocking reads and writes (before the socket closes): stop the hub reader,
+        give its unread bytes back, and let queued writes reach the kernel first."""
+        pump, self._hub = self._hub, None
+        if pump is not None:
+            pump.stop()
+            reader = getattr(self.raw_read, "__self__", None)
+            if isinstance(reader, SocketReader):
+                reader.give_back(pump.rest)
+        outbox, self._outbox = self._outbox, None
+        if outbox is not None:
+            outbox.flush(flush_timeout)
+            outbox.close()
+            sock = getattr(self.handler, "socket", None)
+            if sock is not None and self.raw_write is not None:
+                self.raw_write = fast_writer(sock)
+
+    def _hub_frame(self, opcode: int, payload: bytes) -> None:
+        if opcode in (OP_TEXT, OP_BINARY):
+            self._on_message(opcode, payload)  # type: ignore[misc]
+        elif opcode == OP_PING:
+            self.send_frame(payload, OP_PONG)
+        elif opcode == OP_CLOSE:
+            self.peer_close_code = parse_close(payload)[0]
+            self.close(close_reply(payload))
+            self._hub_done()
+
+    def _hub_error(self, exc: FrameError) -> None:
+        self._unread, self._peer_closed, self._in_sync = exc.unread, exc.peer_closed, exc.in_sync
+        self.close(exc.code, exc.reason)
+        self._hub_done()
+
+    def _hub_eof(self, _exc: BaseException | None) -> None:
+        self.closed = True
+        self._hub_done()
+
+    def _hub_done(self) -> None:
+        if self._hub is not None:
+            self._hub.stop()
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
+
     def linger(self, max_bytes: int = 4 << 20) -> None:
         """After our close frame: read and drop what the peer still sends, up to its close frame.
 
@@ -311,6 +405,9 @@ class FastWebSocket(WebSocket):
             raise OSError("WebSocket is closed")
         data = message.encode("utf-8") if isinstance(message, str) else message
         frame = encode_frame(opcode, data)
+        if self._outbox is not None:  # never blocks: no lock needed, safe in the hub
+            self._outbox.write(frame)
+            return
         with self._send_lock:
             write = self.raw_write
             if write is None:
@@ -324,6 +421,9 @@ class FastWebSocket(WebSocket):
         frames = b"".join(
             [encode_frame(opcode, m.encode("utf-8") if isinstance(m, str) else m) for m in messages]
         )
+        if self._outbox is not None:
+            self._outbox.write(frames)
+            return
         with self._send_lock:
             write = self.raw_write
             if write is None:

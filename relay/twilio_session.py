@@ -1,9 +1,10 @@
 """The gevent side of a phone call: move frames between Twilio, the bridge and OpenAI.
 
 All decisions live in :class:`relay.twilio_bridge.TwilioBridge`; this module only reads,
-writes and schedules. Three greenlets per call: Twilio reader, OpenAI reader, and a ticker for
-the time cap. Whichever side ends first ends the call, and everything is released in
-``finally`` blocks (no socket or greenlet outlives the call).
+writes and schedules. Per call, a greenlet per side opens and watches it while its messages
+arrive through hub callbacks (:mod:`relay.hub_io`), and one shared ticker drives the clocks.
+Whichever side ends first ends the call, and everything is released in ``finally`` blocks
+(no socket or greenlet outlives the call).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ TICK_SECONDS = 0.1
 
 
 class Downstream(Protocol):
-    """The Twilio WebSocket: :class:`relay.frames.FastWebSocket`."""
+    """The Twilio WebSocket: :class:`relay.frames.FastWebSocket` (whose ``start_hub`` /
+    ``stop_hub`` a test double may lack: then the call reads it from a greenlet)."""
 
     def receive_raw(self) -> tuple[int, bytes] | None: ...
     def send(self, message: str) -> None: ...
@@ -169,27 +171,53 @@ class TwilioCall:
             i = j
 
     # -- loops ------------------------------------------------------------------------------
+    def _pump(self, sock: Downstream | Upstream, handle: Callable[[int, bytes], None]) -> None:
+        """Hand ``sock``'s messages to ``handle`` until the socket closes.
+
+        From the hub when the socket allows it (:mod:`relay.hub_io`: no greenlet switch per
+        message, which is most of a call's CPU), else from this greenlet. The first message
+        is read here either way: that empties the handshake's buffered reader.
+        """
+        got = sock.receive_raw()
+        if got is None:
+            return
+        handle(*got)
+        ended = gevent.event.Event()
+        start = getattr(sock, "start_hub", None)
+        if start is not None and not self._done.is_set() and start(handle, ended.set):
+            try:
+                ended.wait()
+            finally:
+                stop = getattr(sock, "stop_hub", None)
+                if stop is not None:
+                    stop()
+            return
+        while not self._done.is_set():
+            got = sock.receive_raw()
+            if got is None:
+                break
+            handle(*got)
+
+    def _on_twilio(self, _opcode: int, payload: bytes) -> None:
+        """One Media Streams message (may run in the hub: nothing here blocks)."""
+        try:
+            msg = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self._malformed()
+            return
+        if not isinstance(msg, dict):
+            self._malformed()
+            return
+        try:
+            outputs = self.bridge.on_twilio(msg, time.monotonic())
+        except Exception:  # a frame the bridge cannot use must not end the call
+            self._malformed()
+            return
+        self._apply(outputs)
+
     def _twilio_loop(self) -> None:
         try:
-            receive, done = self.down.receive_raw, self._done.is_set
-            while not done():
-                got = receive()
-                if got is None:
-                    break
-                try:
-                    msg = orjson.loads(got[1])
-                except orjson.JSONDecodeError:
-                    self._malformed()
-                    continue
-                if not isinstance(msg, dict):
-                    self._malformed()
-                    continue
-                try:
-                    outputs = self.bridge.on_twilio(msg, time.monotonic())
-                except Exception:  # a frame the bridge cannot use must not end the call
-                    self._malformed()
-                    continue
-                self._apply(outputs)
+            self._pump(self.down, self._on_twilio)
         except Exception as exc:
             log.info(
                 "Twilio socket ended: %s",
@@ -256,17 +284,26 @@ class TwilioCall:
             )
             return None
 
+    def _on_openai(self, _opcode: int, raw: bytes) -> None:
+        """One Realtime event (may run in the hub: nothing here blocks)."""
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.warning(
+                "OpenAI Realtime socket dropped: JSONDecodeError",
+                extra={"call_sid": self.bridge.call_sid},
+            )
+            if self.up is not None:
+                self.up.close()
+            return
+        if isinstance(event, dict):
+            self._apply(self.bridge.on_openai(event, time.monotonic()))
+            if len(self.bridge.transcript.lines) > self._published:
+                self._publish_transcript()
+
     def _read(self, up: Upstream) -> None:
         try:
-            while not self._done.is_set():
-                got = up.receive_raw()
-                if got is None:
-                    break
-                event = orjson.loads(got[1])
-                if isinstance(event, dict):
-                    self._apply(self.bridge.on_openai(event, time.monotonic()))
-                    if len(self.bridge.transcript.lines) > self._published:
-                        self._publish_transcript()
+            self._pump(up, self._on_openai)
         except Exception as exc:
             if not self._done.is_set():
                 log.warning(
@@ -370,6 +407,9 @@ class TwilioCall:
             with contextlib.suppress(Exception):
                 self.down.close(ended.close_code, ended.reason)
             gevent.killall([*greenlets, reader], block=True, timeout=2)
+            if self.up is not None:  # opened while the call was ending: release it too
+                with contextlib.suppress(Exception):
+                    self.up.close()
             self.summary = summary = self._finish(ended, time.monotonic() - started)
         return summary
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import quote, urlsplit
-
-import gevent.lock
 
 from relay.codec import (
     CLOSE_NORMAL,
@@ -29,6 +28,7 @@ from relay.codec import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    FrameBuffer,
     FrameError,
     Masks,
     MessageAssembler,
@@ -39,7 +39,8 @@ from relay.codec import (
     new_key,
     parse_close,
 )
-from relay.frames import SocketReader, fast_writer
+from relay.frames import SocketReader
+from relay.hub_io import MessagePump, Outbox
 
 #: Masking keys are drawn from this many bytes of ``os.urandom`` at a time.
 MASK_POOL_BYTES = 4096
@@ -92,8 +93,11 @@ class RealtimeSocket:
         )
         self._reader = reader
         self._assembler = MessageAssembler(MAX_EVENT_BYTES, masked=False)
-        self._lock = gevent.lock.Semaphore()
-        self._write = fast_writer(sock)
+        # Writes never block (safe from the hub's callbacks) and keep their order.
+        self._outbox = Outbox(sock)
+        self._hub: MessagePump | None = None
+        self._on_message: Callable[[int, bytes], None] | None = None
+        self._on_end: Callable[[], None] | None = None
         self._masks = Masks(MASK_POOL_BYTES)
         self.closed = False
         #: The close code the server sent, if it sent one.
@@ -122,11 +126,55 @@ class RealtimeSocket:
             self.closed = True
         return None
 
+    # -- receiving from the hub (relay.hub_io) ----------------------------------------------
+    def start_hub(
+        self, on_message: Callable[[int, bytes], None], on_end: Callable[[], None]
+    ) -> bool:
+        """Deliver events from the hub instead of :meth:`receive_raw` (as
+        :meth:`relay.frames.FastWebSocket.start_hub`): ``on_message(opcode, payload)`` per
+        message, then ``on_end()`` once. False when this socket cannot (TLS, or the
+        handshake's reader may still hold bytes: read one event with :meth:`receive_raw`
+        first). :meth:`close` stops it."""
+        reader = getattr(self._read, "__self__", None)
+        if (
+            self.closed
+            or self._hub is not None
+            or not isinstance(reader, SocketReader)
+            or not reader.primed
+        ):
+            return False
+        self._on_message, self._on_end = on_message, on_end
+        frames = FrameBuffer(self._assembler, reader.take())
+        self._hub = MessagePump(self.sock, frames, self._hub_frame, self._hub_error, self._hub_eof)
+        self._hub.start()
+        return True
+
+    def _hub_frame(self, opcode: int, payload: bytes) -> None:
+        if opcode in (OP_TEXT, OP_BINARY):
+            self._on_message(opcode, payload)  # type: ignore[misc]
+        elif opcode == OP_PING:
+            self._send_frame(OP_PONG, payload)
+        elif opcode == OP_CLOSE:
+            self.close_code, self.close_reason = parse_close(payload)
+            self.close(close_reply(payload))
+
+    def _hub_error(self, exc: FrameError) -> None:
+        self.close(exc.code, exc.reason)
+
+    def _hub_eof(self, _exc: BaseException | None) -> None:
+        self.close()
+
+    def _hub_done(self) -> None:
+        pump, self._hub = self._hub, None
+        if pump is not None:
+            pump.stop()
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
+
     # -- sending ----------------------------------------------------------------------------
     def _send_frame(self, opcode: int, data: bytes) -> None:
-        frame = encode_frame(opcode, data, self._masks.next())
-        with self._lock:
-            self._write(frame)
+        self._outbox.write(encode_frame(opcode, data, self._masks.next()))
 
     def send(self, message: str | bytes) -> None:
         """Send one text message (``bytes`` must already be UTF-8)."""
@@ -140,9 +188,7 @@ class RealtimeSocket:
         if self.closed:
             raise OSError("upstream closed")
         mask = self._masks.next
-        frames = b"".join([encode_frame(OP_TEXT, data, mask()) for data in messages])
-        with self._lock:
-            self._write(frames)
+        self._outbox.write(b"".join([encode_frame(OP_TEXT, data, mask()) for data in messages]))
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Send a close frame (best effort) and release the socket. Safe to call twice."""
@@ -150,6 +196,9 @@ class RealtimeSocket:
             self.closed = True
             with contextlib.suppress(OSError):
                 self._send_frame(OP_CLOSE, close_payload(code, reason))
+            self._outbox.flush(1.0)  # in a greenlet; from the hub, what the kernel took
+        self._outbox.close()
+        self._hub_done()
         # RuntimeError: a greenlet is still inside reader.read(); the GC frees the reader.
         for release in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self._reader.close):
             with contextlib.suppress(OSError, RuntimeError):

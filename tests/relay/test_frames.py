@@ -221,3 +221,193 @@ def test_after_a_bad_frame_header_linger_shuts_down_and_drains_to_the_peers_eof(
         client.close()
         lingering.join(5)
         assert lingering.dead and lingering.successful()
+
+
+# ==== reading from the hub (start_hub) =========================================================
+CEILING = 15  # seconds a broken implementation may hang a test before it fails; not a measure
+
+
+class HubCall:
+    """A FastWebSocket over a socket pair whose handshake reader held ``early``; records what
+    ``start_hub`` delivers."""
+
+    def __init__(self, early: bytes = b"", max_bytes: int = 1 << 20):
+        import gevent.event
+        import gevent.socket
+
+        self.server, self.client = gevent.socket.socketpair()
+        handler = SocketHandler(self.server, io.BufferedReader(io.BytesIO(early)))
+        self.ws = FastWebSocket({}, Stream(handler), handler, max_bytes=max_bytes)
+        self.messages: list[tuple[int, bytes]] = []
+        self.ends = 0
+        self.ended = gevent.event.Event()
+
+    def on_message(self, opcode: int, payload: bytes) -> None:
+        self.messages.append((opcode, payload))
+
+    def on_end(self) -> None:
+        self.ends += 1
+        self.ended.set()
+
+    def start(self) -> bool:
+        return self.ws.start_hub(self.on_message, self.on_end)
+
+    def wait_for_messages(self, n: int) -> list[tuple[int, bytes]]:
+        import gevent
+
+        with gevent.Timeout(CEILING):
+            while len(self.messages) < n:
+                gevent.sleep(0.001)
+        return self.messages
+
+    def close(self) -> None:
+        self.server.close()
+        self.client.close()
+
+
+def test_start_hub_waits_for_the_handshake_reader_then_delivers_messages():
+    call = HubCall(early=client_frame(OP_TEXT, b'{"event":"connected"}'))
+    try:
+        assert call.start() is False  # the handshake's reader still holds a frame
+        assert call.ws.receive_raw() == (OP_TEXT, b'{"event":"connected"}')
+        assert call.start() is True
+        assert call.start() is False  # already running
+        call.client.sendall(
+            client_frame(OP_TEXT, b'{"event":', fin=False)
+            + client_frame(OP_PING, b"are you there")
+            + client_frame(OP_CONT, b'"start"}')
+            + client_frame(OP_BINARY, b"\x00\x01")
+        )
+        assert call.wait_for_messages(2) == [
+            (OP_TEXT, b'{"event":"start"}'),
+            (OP_BINARY, b"\x00\x01"),
+        ]
+        call.client.sendall(client_frame(OP_CLOSE, close_payload(1001, "bye")))
+        assert call.ended.wait(CEILING)
+        assert call.ws.peer_close_code == 1001 and call.ws.closed
+        call.ws.stop_hub(flush_timeout=CEILING)
+        assert call.ends == 1
+        assert read_all_frames(call.client, 2) == [
+            (OP_PONG, b"are you there"),
+            (OP_CLOSE, close_payload(1001)),
+        ]
+    finally:
+        call.close()
+
+
+def test_start_hub_is_refused_on_a_socket_it_cannot_watch():
+    wire = Wire(client_frame(OP_TEXT, b"x"))  # a stream double, as in the tests above
+    assert wire.ws.receive_raw() == (OP_TEXT, b"x")
+    assert wire.ws.start_hub(print, print) is False
+    wire.ws.stop_hub()  # allowed either way
+
+
+def test_hub_mode_writes_from_the_hub_reach_the_peer_in_order_before_stop_hub_returns():
+    import gevent
+
+    call = HubCall(early=client_frame(OP_TEXT, b"first"))
+    try:
+        assert call.ws.receive_raw() == (OP_TEXT, b"first")
+        replies = [(b"%06d" % i) * 10000 for i in range(40)]  # 2.4 MB: more than the kernel takes
+
+        def reply_from_the_hub(opcode: int, payload: bytes) -> None:
+            call.on_message(opcode, payload)
+            call.ws.send_many([r.decode() for r in replies[:20]])  # in the hub: must not block
+            for r in replies[20:]:
+                call.ws.send(r, binary=True)
+
+        assert call.ws.start_hub(reply_from_the_hub, call.on_end)
+        call.client.sendall(client_frame(OP_TEXT, b"go"))
+        call.wait_for_messages(1)
+        reader = gevent.spawn(read_all_frames, call.client, 40)
+        call.ws.stop_hub(flush_timeout=CEILING)
+        # Everything queued reached the kernel before stop_hub returned: closing now loses none.
+        call.server.shutdown(2)
+        got = reader.get(timeout=CEILING)
+        assert got == [(OP_TEXT, r) for r in replies[:20]] + [(OP_BINARY, r) for r in replies[20:]]
+        assert call.ends == 0  # stopped by us, not ended by the peer
+    finally:
+        call.close()
+
+
+def test_after_stop_hub_the_blocking_path_resumes_with_the_unread_bytes():
+    call = HubCall(early=client_frame(OP_TEXT, b"first"))
+    try:
+        assert call.ws.receive_raw() == (OP_TEXT, b"first")
+
+        def stop_at_once(opcode: int, payload: bytes) -> None:
+            call.on_message(opcode, payload)
+            call.ws.stop_hub()  # from the hub, mid-chunk: the rest goes back to the reader
+
+        assert call.ws.start_hub(stop_at_once, call.on_end)
+        call.client.sendall(client_frame(OP_TEXT, b"hub") + client_frame(OP_TEXT, b"after"))
+        assert call.wait_for_messages(1) == [(OP_TEXT, b"hub")]
+        assert call.ws.receive_raw() == (OP_TEXT, b"after")  # read the blocking way
+        call.ws.send("pulled")  # and written the blocking way again
+        assert read_all_frames(call.client, 1) == [(OP_TEXT, b"pulled")]
+    finally:
+        call.close()
+
+
+def test_hub_mode_oversized_frame_closes_1009_and_linger_finds_the_peers_close():
+    call = HubCall(early=client_frame(OP_TEXT, b"first"), max_bytes=1024)
+    try:
+        assert call.ws.receive_raw() == (OP_TEXT, b"first")
+        assert call.start()
+        call.client.sendall(
+            client_frame(OP_TEXT, b"x" * 5000)  # refused from its header, payload unread
+            + client_frame(OP_TEXT, b"late data")
+            + client_frame(OP_CLOSE, close_payload(1009))
+        )
+        assert call.ended.wait(CEILING)
+        assert call.ws.close_code == 1009 and call.messages == []
+        call.ws.stop_hub(flush_timeout=CEILING)  # the hub's unread bytes go back
+        call.ws.linger()
+        assert call.ws.peer_close_code == 1009  # found past the skipped payload
+        assert call.ends == 1
+        [(op, body)] = read_all_frames(call.client, 1)
+        assert op == OP_CLOSE and parse_close(body) == (1009, "message_too_big")
+    finally:
+        call.close()
+
+
+@pytest.mark.parametrize(
+    "bad, code",
+    [
+        (b"\x81\x05hello", 1002),  # unmasked: a client must mask
+        (client_frame(OP_TEXT, b"\xc3\x28"), 1007),
+        (client_frame(OP_CLOSE, (1005).to_bytes(2, "big")), 1002),
+    ],
+    ids=["unmasked", "invalid-utf8", "bad-close-code"],
+)
+def test_hub_mode_protocol_errors_close_with_their_code_and_end_once(bad, code):
+    call = HubCall(early=client_frame(OP_TEXT, b"first"))
+    try:
+        assert call.ws.receive_raw() == (OP_TEXT, b"first")
+        assert call.start()
+        call.client.sendall(client_frame(OP_TEXT, b"ok") + bad + client_frame(OP_TEXT, b"no"))
+        assert call.ended.wait(CEILING)
+        assert call.messages == [(OP_TEXT, b"ok")] and call.ws.close_code == code
+        call.ws.stop_hub(flush_timeout=CEILING)
+        assert call.ends == 1
+        [(op, body)] = read_all_frames(call.client, 1)
+        assert op == OP_CLOSE and parse_close(body)[0] == code
+    finally:
+        call.close()
+
+
+def test_hub_mode_peer_hang_up_ends_once():
+    call = HubCall(early=client_frame(OP_TEXT, b"first"))
+    try:
+        assert call.ws.receive_raw() == (OP_TEXT, b"first")
+        assert call.start()
+        call.client.sendall(client_frame(OP_TEXT, b"half")[:4])
+        call.client.shutdown(1)  # SHUT_WR: EOF mid-frame
+        assert call.ended.wait(CEILING)
+        assert call.ws.closed and call.messages == []
+        call.ws.stop_hub()
+        assert call.ends == 1
+        with pytest.raises(OSError):
+            call.ws.send("late")
+    finally:
+        call.close()

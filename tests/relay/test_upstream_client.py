@@ -160,3 +160,144 @@ def test_one_receive_shape_for_every_session():
 def test_realtime_url_adds_the_model():
     assert realtime_url("wss://h/v1/realtime", "gpt x") == "wss://h/v1/realtime?model=gpt%20x"
     assert realtime_url("wss://h/r?a=1", "m") == "wss://h/r?a=1&model=m"
+
+
+# ==== receiving from the hub (start_hub) =======================================================
+CEILING = 15  # seconds a broken implementation may hang a test before it fails; not a measure
+
+
+class HubUpstream:
+    """A RealtimeSocket over a gevent socket pair (as ``connect`` makes one in the relay, where
+    sockets are gevent's), whose handshake reader held ``early``; the peer is the server."""
+
+    def __init__(self, early: bytes = b""):
+        import gevent.event
+        import gevent.socket
+
+        self.ours, self.server = gevent.socket.socketpair()
+        self.up = RealtimeSocket(self.ours, io.BufferedReader(io.BytesIO(early)))
+        self.messages: list[tuple[int, bytes]] = []
+        self.ends = 0
+        self.ended = gevent.event.Event()
+
+    def on_message(self, opcode: int, payload: bytes) -> None:
+        self.messages.append((opcode, payload))
+
+    def on_end(self) -> None:
+        self.ends += 1
+        self.ended.set()
+
+    def start(self) -> bool:
+        return self.up.start_hub(self.on_message, self.on_end)
+
+    def client_frames(self, count: int) -> list[tuple[int, bytes]]:
+        """What the client sent, unmasked (every client frame must be masked)."""
+        import gevent
+
+        reader = self.server.makefile("rb")
+        with gevent.Timeout(CEILING):
+            return [read_frame(reader.read, 1 << 22, masked=True)[1:] for _ in range(count)]
+
+    def close(self) -> None:
+        self.up.close()
+        self.server.close()
+
+
+def test_hub_mode_waits_for_the_handshake_reader_then_delivers_events():
+    peer = HubUpstream(early=server_frame(OP_TEXT, b'{"type":"session.created"}'))
+    try:
+        assert peer.start() is False  # the handshake's reader still holds a frame
+        assert peer.up.receive_raw() == (OP_TEXT, b'{"type":"session.created"}')
+        assert peer.start() is True
+        assert peer.start() is False  # already running
+        peer.server.sendall(
+            server_frame(OP_TEXT, b'{"type":', fin=False)
+            + server_frame(OP_PING, b"p1")
+            + server_frame(OP_CONT, b'"x"}')
+            + server_frame(OP_BINARY, b"\x00")
+            + server_frame(OP_CLOSE, close_payload(4000, "done"))
+        )
+        assert peer.ended.wait(CEILING)
+        assert peer.messages == [(OP_TEXT, b'{"type":"x"}'), (OP_BINARY, b"\x00")]
+        assert (peer.up.close_code, peer.up.close_reason, peer.up.closed) == (4000, "done", True)
+        peer.up.close()  # a second close: no second on_end, no second close frame
+        assert peer.ends == 1
+        assert peer.client_frames(2) == [(OP_PONG, b"p1"), (OP_CLOSE, close_payload(4000))]
+    finally:
+        peer.close()
+
+
+def test_the_tls_shaped_socket_keeps_its_reader_greenlet():
+    server = ScriptedServer(server_frame(OP_TEXT, b"one"))
+    up = connect(server.url, "sk-test")  # outside the relay: a stdlib socket, not gevent's
+    assert up.receive_raw() == (OP_TEXT, b"one")
+    assert up.start_hub(print, print) is False
+    up.close()
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        (b"\x81\x7f" + (17 << 20).to_bytes(8, "big"), 1009),  # over MAX_EVENT_BYTES, unsent
+        (encode_frame(OP_TEXT, b"masked", mask=b"abcd"), 1002),
+        (server_frame(OP_TEXT, b"\xff"), 1007),
+    ],
+    ids=["oversized", "masked", "invalid-utf8"],
+)
+def test_hub_mode_protocol_errors_are_closed_with_their_code_and_end_once(frame, code):
+    peer = HubUpstream(early=server_frame(OP_TEXT, b"first"))
+    try:
+        assert peer.up.receive_raw() == (OP_TEXT, b"first")
+        assert peer.start()
+        peer.server.sendall(server_frame(OP_TEXT, b"ok") + frame + server_frame(OP_TEXT, b"no"))
+        assert peer.ended.wait(CEILING)
+        assert peer.messages == [(OP_TEXT, b"ok")] and peer.up.closed
+        [(op, body)] = peer.client_frames(1)
+        assert op == OP_CLOSE and int.from_bytes(body[:2], "big") == code
+        assert peer.ends == 1
+    finally:
+        peer.close()
+
+
+def test_hub_mode_sends_from_the_hub_arrive_in_order_and_close_flushes_them():
+    import gevent
+
+    peer = HubUpstream(early=server_frame(OP_TEXT, b"first"))
+    try:
+        assert peer.up.receive_raw() == (OP_TEXT, b"first")
+        events = [b'{"type":"input_audio_buffer.append","audio":"%06d"}' % i for i in range(10000)]
+
+        def answer(opcode: int, payload: bytes) -> None:  # in the hub: must not block
+            peer.on_message(opcode, payload)
+            peer.up.send_many(events[:5000])  # with the rest, 0.5 MB: more than the kernel takes
+            for event in events[5000:]:
+                peer.up.send(event)
+
+        assert peer.up.start_hub(answer, peer.on_end)
+        peer.server.sendall(server_frame(OP_TEXT, b'{"type":"session.updated"}'))
+        reader = gevent.spawn(peer.client_frames, len(events) + 1)
+        with gevent.Timeout(CEILING):
+            while not peer.messages:
+                gevent.sleep(0.001)
+        peer.up.close()  # from this greenlet: what was queued goes out before the close frame
+        assert peer.ends == 1  # close() ends the hub reader too
+        got = reader.get(timeout=CEILING)
+        assert got[:-1] == [(OP_TEXT, e) for e in events]
+        assert got[-1] == (OP_CLOSE, close_payload(1000))
+    finally:
+        peer.close()
+
+
+def test_hub_mode_server_hang_up_ends_once():
+    peer = HubUpstream(early=server_frame(OP_TEXT, b"first"))
+    try:
+        assert peer.up.receive_raw() == (OP_TEXT, b"first")
+        assert peer.start()
+        peer.server.sendall(server_frame(OP_TEXT, b"half")[:3])
+        peer.server.shutdown(1)  # SHUT_WR: EOF mid-frame
+        assert peer.ended.wait(CEILING)
+        assert peer.up.closed and peer.messages == [] and peer.ends == 1
+        with pytest.raises(OSError):
+            peer.up.send("late")
+    finally:
+        peer.close()
