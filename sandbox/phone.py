@@ -128,6 +128,8 @@ class Phone:
         self.call_sid = call_sid or "CA" + secrets.token_hex(16)
         self.ws: ClientConnection | None = None
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._stopped = False
         self._queue: collections.deque[tuple[str, bytes | str]] = collections.deque()
         self._play_pos = 0.0  # bytes of the current queue head already played
         self._last_tick = 0.0
@@ -149,6 +151,7 @@ class Phone:
 
     # -- connection ------------------------------------------------------------------------
     def connect(self, timeout: float = 10.0) -> None:
+        self._stopped = False  # a new stream
         self.ws = connect(
             self.url,
             subprotocols=["audio"],
@@ -179,13 +182,18 @@ class Phone:
         self._chunk = 0
 
     def _send(self, obj: dict) -> bool:
-        if self.ws is None or self.closed.is_set():
-            return False
-        try:
-            self.ws.send(orjson.dumps(obj).decode())
-            return True
-        except ConnectionClosed:
-            return False
+        # One sender at a time, and nothing after ``stop`` (the line thread may be mid-frame
+        # when the call hangs up; Twilio never sends media after a stream's stop).
+        with self._send_lock:
+            if self.ws is None or self.closed.is_set() or self._stopped:
+                return False
+            if obj.get("event") == "stop":
+                self._stopped = True
+            try:
+                self.ws.send(orjson.dumps(obj).decode())
+                return True
+            except ConnectionClosed:
+                return False
 
     def _send_media(self, frame: bytes) -> bool:
         self._seq += 1
