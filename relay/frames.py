@@ -191,6 +191,24 @@ class SocketReader:
         return data[:n]
 
 
+def hub_pump(
+    read,
+    sock,
+    assembler: MessageAssembler,
+    on_frame: Callable[[int, bytes], None],
+    on_error: Callable[[FrameError], None],
+    on_eof: Callable[[BaseException | None], None],
+) -> MessagePump | None:
+    """A :class:`relay.hub_io.MessagePump` that takes over from ``read`` (a
+    :meth:`SocketReader.read`) with the bytes it still holds; None when it cannot: not a
+    SocketReader, the handshake's buffered reader not yet emptied, or not a plain socket."""
+    reader = getattr(read, "__self__", None)
+    if not isinstance(reader, SocketReader) or not reader.primed or os_socket(sock) is None:
+        return None
+    frames = FrameBuffer(assembler, reader.take())
+    return MessagePump(sock, frames, on_frame, on_error, on_eof)
+
+
 class FastWebSocket(WebSocket):
     """gevent-websocket's ``WebSocket`` with the codec's frame path.
 
@@ -294,27 +312,19 @@ class FastWebSocket(WebSocket):
         callbacks run inside the hub: they must not block. False (nothing changed) when this
         socket cannot (TLS, a double's socket, bytes still in the handshake's reader: read one
         message with :meth:`receive_raw` first); call :meth:`stop_hub` when done either way."""
+        if self.closed or self._hub is not None:
+            return False
         sock = getattr(self.handler, "socket", None)
-        reader = getattr(self.raw_read, "__self__", None)
-        if (
-            self.closed
-            or self._hub is not None
-            or not isinstance(reader, SocketReader)
-            or not reader.primed
-            or os_socket(sock) is None
-        ):
+        pump = hub_pump(
+            self.raw_read, sock, self._assembler, self._hub_frame, self._hub_error, self._hub_eof
+        )
+        if pump is None:
             return False
         self._on_message, self._on_end = on_message, on_end
         self._outbox = Outbox(sock)
         self.raw_write = self._outbox.write
-        self._hub = MessagePump(
-            sock,
-            FrameBuffer(self._assembler, reader.take()),
-            self._hub_frame,
-            self._hub_error,
-            self._hub_eof,
-        )
-        self._hub.start()
+        self._hub = pump
+        pump.start()
         return True
 
     def stop_hub(self, flush_timeout: float = 1.0) -> None:

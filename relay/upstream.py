@@ -28,7 +28,6 @@ from relay.codec import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
-    FrameBuffer,
     FrameError,
     Masks,
     MessageAssembler,
@@ -39,7 +38,7 @@ from relay.codec import (
     new_key,
     parse_close,
 )
-from relay.frames import SocketReader
+from relay.frames import SocketReader, hub_pump
 from relay.hub_io import MessagePump, Outbox
 
 #: Masking keys are drawn from this many bytes of ``os.urandom`` at a time.
@@ -135,18 +134,16 @@ class RealtimeSocket:
         message, then ``on_end()`` once. False when this socket cannot (TLS, or the
         handshake's reader may still hold bytes: read one event with :meth:`receive_raw`
         first). :meth:`close` stops it."""
-        reader = getattr(self._read, "__self__", None)
-        if (
-            self.closed
-            or self._hub is not None
-            or not isinstance(reader, SocketReader)
-            or not reader.primed
-        ):
+        if self.closed or self._hub is not None:
+            return False
+        pump = hub_pump(
+            self._read, self.sock, self._assembler, self._hub_frame, self._hub_error, self._hub_eof
+        )
+        if pump is None:
             return False
         self._on_message, self._on_end = on_message, on_end
-        frames = FrameBuffer(self._assembler, reader.take())
-        self._hub = MessagePump(self.sock, frames, self._hub_frame, self._hub_error, self._hub_eof)
-        self._hub.start()
+        self._hub = pump
+        pump.start()
         return True
 
     def _hub_frame(self, opcode: int, payload: bytes) -> None:
