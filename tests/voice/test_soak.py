@@ -22,7 +22,7 @@ import pytest
 
 from bench.relay_load import Target, run_load
 from sandbox import stack as services
-from sandbox.stack import PYTHON, Service, free_port
+from sandbox.stack import PYTHON, Service, children, free_port
 from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack
 from tests.support import wait_for
@@ -44,16 +44,7 @@ def rss_kib(pid: int) -> int:
 
 def tree_rss_kib(pid: int) -> int:
     """RSS of a process and its direct children (gunicorn's master and worker)."""
-    total = rss_kib(pid)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                total += rss_kib(int(entry.name))
-    return total
+    return rss_kib(pid) + sum(rss_kib(child) for child in children(pid))
 
 
 def test_hundred_calls_and_fifty_texts_a_second(tmp_path: Path) -> None:
