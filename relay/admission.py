@@ -121,7 +121,8 @@ def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted_proxie
 
 
 def first_subprotocol(header: str | None) -> str | None:
-    """The first protocol in ``Sec-WebSocket-Protocol`` (the one the old Worker echoed)."""
+    """The first protocol in ``Sec-WebSocket-Protocol``: echoed back, since browsers fail an
+    upgrade that asked for one and got none."""
     if not header:
         return None
     first = header.split(",", 1)[0].strip()

@@ -18,7 +18,8 @@ from relay.reconnect import Reconnect
 if TYPE_CHECKING:
     from common.config import Config
 
-#: OpenAI errors that are expected races, not faults (openai-realtime.md §3.7).
+#: OpenAI errors that are expected races, not faults: a cancel that raced ``response.done``, a
+#: response asked for while one is active, a commit of an empty buffer.
 BENIGN_ERRORS = {
     "response_cancel_not_active",
     "conversation_already_has_active_response",

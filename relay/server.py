@@ -1,7 +1,8 @@
 """The relay's gevent server: upgrade handling, plain-HTTP routes, and session dispatch.
 
-gevent-websocket's ``WebSocketHandler`` (the design card) does the handshake; its subclass in
-:mod:`relay.handler` adds what the relay needs around it:
+gevent's pywsgi reads the request; :mod:`relay.handler` (a gevent-websocket
+``WebSocketHandler`` subclass) does the handshake itself with :func:`relay.codec.accept_key`
+and adds what the relay needs around it:
 
 * every refusal happens *before* the 101 (token, Origin, rate, session caps, replay:
   :mod:`relay.admission`, :mod:`relay.capacity`), as an HTTP status with a one-line reason in
@@ -220,7 +221,7 @@ class RelayApp:
             if path == "/metrics":
                 return self.metrics(environ, start_response)
         if method == "POST" and environ.get("HTTP_X_TWILIO_SIGNATURE"):
-            # The old Worker's behaviour: a stray Twilio webhook gets 200 so Twilio stops retrying.
+            # A stray Twilio webhook (a console URL pointed here) gets 200 so Twilio stops retrying.
             log.warning(
                 "unexpected Twilio POST to the relay",
                 extra={"client_ip": self.client_ip(environ), "reason": "twilio_post"},

@@ -362,8 +362,8 @@ class TwilioBridge(ToolCalls, Continuity):
             failed = EndReason.VOICEMAIL_FAILED if self.voicemail else EndReason.GREETING_FAILED
             self._end(out, failed, deliberate=False)
         elif verdict is Verdict.SPOKEN and self.voicemail and self._phase == "talking":
-            # Hang up only once Twilio says the whole message has played (the old Worker hung
-            # up here and cut the voicemail off).
+            # Hang up only once Twilio says the whole message has played: hanging up on
+            # OpenAI's response.done would cut off the audio still queued at Twilio.
             self._mark(out, self.playback.sentinel("voicemail_played"))
         elif self._phase == "goodbye_pending" and self._active_response is None:
             self._say_goodbye(out, now)

@@ -48,7 +48,7 @@ FAX = "fax"
 
 
 def direction_for(cfg: Config, from_: str, to: str) -> str:
-    """The old Worker's rule: outbound when the call is from our number, inbound when to it."""
+    """Outbound when the call is from our number, inbound when to it."""
     if from_ == cfg.bot_projected_address:
         return "outbound"
     if to == cfg.bot_projected_address:

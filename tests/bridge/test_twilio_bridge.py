@@ -188,7 +188,7 @@ def test_voicemail_hangs_up_only_after_message_played() -> None:
     assert bridge.on_openai({"type": "input_audio_buffer.speech_started"}, 1.5) == []
     done = {"id": "resp_v", "status": "completed", "status_details": None}
     outs = bridge.on_openai({"type": "response.done", "response": done}, 1.1)
-    assert bridge.ended is None  # the old Worker hung up here
+    assert bridge.ended is None  # hanging up here would cut off the queued audio
     [sentinel] = [m["mark"]["name"] for m in twilio_msgs(outs) if m["event"] == "mark"]
     assert bridge.on_tick(2.0) == []
     outs = bridge.on_twilio({"event": "mark", "streamSid": SID, "mark": {"name": sentinel}}, 4.0)
