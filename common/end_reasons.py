@@ -29,6 +29,7 @@ class EndReason(StrEnum):
     VOICEMAIL_FAILED = "voicemail_failed"
     GOODBYE_FAILED = "goodbye_failed"
     UPSTREAM_LOST = "upstream_lost"  # OpenAI gone and reconnecting gave up (browser: too)
+    TWILIO_STALLED = "twilio_stalled"  # Twilio stopped reading the audio we sent
     SERVER_SHUTDOWN = "server_shutdown"  # the relay stopped and the call could not move
     RELAY_ERROR = "relay_error"  # the session ended without saying why (a bug)
     # -- browser sessions (their close reason; protocol errors keep the codec's word) -----

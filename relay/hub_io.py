@@ -39,6 +39,10 @@ CHUNK = 65536
 OUTBOX_LIMIT = 8 << 20
 
 
+class PeerNotReading(OSError):
+    """An :class:`Outbox` passed its limit: the peer stopped reading (not a dead socket)."""
+
+
 def os_socket(sock) -> _socket.socket | None:
     """The non-blocking OS socket under a plain gevent socket, or None (TLS, test doubles)."""
     raw = getattr(sock, "_sock", None)
@@ -120,8 +124,8 @@ class Outbox:
     smaller than the socket buffer); the rest waits here, behind which every later write
     queues, and a write watcher sends it when the socket drains. On a socket with no plain
     OS socket under it (TLS) every write is handed to one writer greenlet instead. Once the
-    peer has stopped reading for ``limit`` bytes, or the socket failed, ``write`` raises
-    ``OSError``, as a blocking send on a dead socket would.
+    peer has stopped reading for ``limit`` bytes (:class:`PeerNotReading`), or the socket
+    failed, ``write`` raises ``OSError``, as a blocking send on a dead socket would.
     """
 
     __slots__ = (
@@ -175,7 +179,7 @@ class Outbox:
         self._size += len(data)
         self._empty.clear()
         if self._size > self.limit:
-            self._fail(OSError(f"peer not reading: {self._size} bytes waiting"))
+            self._fail(PeerNotReading(f"peer not reading: {self._size} bytes waiting"))
             raise self.error  # type: ignore[misc]
         if self._raw is not None:
             if self._watcher is None:

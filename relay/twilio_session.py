@@ -28,6 +28,7 @@ from relay import handover, metrics
 from relay.after_call import REST_HANGUP_REASONS, record_end, rest_hang_up
 from relay.bridge_types import RunTool
 from relay.handover import LoadResume
+from relay.hub_io import PeerNotReading
 from relay.reconnect import Reconnect
 from relay.session_summary import SessionSummary
 from relay.tool_runner import ToolRunner
@@ -146,6 +147,17 @@ class TwilioCall:
                     else:
                         self.down.send_many([o.text for o in outputs[i:j]])
                     self.frames_out += j - i
+                except PeerNotReading as exc:
+                    # Twilio takes audio as fast as it comes; one that has left this much
+                    # unread is broken, and holding more would only grow the process.
+                    if self.bridge.ended is None:
+                        log.warning(
+                            "Twilio stopped reading the call's audio: %s",
+                            exc,
+                            extra={"call_sid": self.bridge.call_sid, "reason": "twilio_stalled"},
+                        )
+                    self.bridge.end(EndReason.TWILIO_STALLED)
+                    self._done.set()
                 except Exception:
                     self._done.set()
             elif kind is ToOpenAI:

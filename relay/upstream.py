@@ -244,11 +244,20 @@ def connect(url: str, api_key: str, timeout: float = 10.0) -> RealtimeSocket:
         sock.settimeout(None)
         return RealtimeSocket(sock, reader)
     except UpstreamError:
-        sock.close()
+        _release(sock)
         raise
     except (OSError, ValueError) as exc:
-        sock.close()
+        _release(sock)
         raise UpstreamError(f"handshake failed: {type(exc).__name__}") from None
     except BaseException:  # killed mid-handshake (the client left): release the socket
-        sock.close()
+        _release(sock)
         raise
+
+
+def _release(sock: socket.socket) -> None:
+    """Close a socket that a failed handshake leaves behind. ``close`` alone keeps the file
+    descriptor open while a ``makefile`` reader exists (and a killed greenlet's traceback
+    keeps that reader alive), so the server would keep the session: shut it down first."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

@@ -24,6 +24,7 @@ STORED = {
     "voicemail_failed",
     "goodbye_failed",
     "upstream_lost",
+    "twilio_stalled",
     "server_shutdown",
     "relay_error",
     "browser_closed",

@@ -95,6 +95,7 @@ class Relay:
         protocols: list[str] | None = None,
         timeout: float = 15,
         signed: bool = False,
+        sockopt: list[tuple[int, int, int]] | None = None,
     ) -> websocket.WebSocket:
         """Open a browser socket (raises websocket.WebSocketBadStatusException on refusal).
         ``signed`` adds Twilio's X-Twilio-Signature, as a Media Streams upgrade carries."""
@@ -111,6 +112,8 @@ class Relay:
             kwargs["origin"] = origin
         if protocols:
             kwargs["subprotocols"] = protocols
+        if sockopt:
+            kwargs["sockopt"] = sockopt
         return websocket.create_connection(url, **kwargs)
 
 

@@ -10,15 +10,23 @@ test_browser_session.py; the frame rules themselves in test_codec.py and test_fr
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import re
 import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import websocket
 
 from common import tokens
 from relay.codec import encode_header, unmask
-from tests.relay.conftest import KEY, Relay, Sim, http, wait_closed, wait_for
+from relay.hub_io import OUTBOX_LIMIT
+from tests.relay.conftest import API_KEY, KEY, Relay, Sim, http, metric, wait_closed, wait_for
+from tests.support import PYTHON, Proc, base_env, free_port, wait_port
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
@@ -34,16 +42,27 @@ class Call:
     """A Media Streams socket as Twilio opens it (sandbox/phone.py's messages), driven by the
     test so that it can also write raw bytes on the wire."""
 
-    def __init__(self, relay: Relay):
+    def __init__(self, relay: Relay, sockopt: list[tuple[int, int, int]] | None = None):
         self.call_sid = "CA" + secrets.token_hex(16)
         self.stream_sid = "MZ" + secrets.token_hex(16)
         token = tokens.mint(KEY, "twilio", 300, call_sid=self.call_sid)
-        self.ws = relay.browser(token=token, origin=None, protocols=["audio"], signed=True)
+        self.ws = relay.browser(
+            token=token, origin=None, protocols=["audio"], signed=True, sockopt=sockopt
+        )
         self.seq = 0
 
     def send(self, event: dict) -> None:
         self.seq += 1
         self.ws.send(json.dumps({"sequenceNumber": str(self.seq), **event}))
+
+    def media(self, chunk: int, audio: bytes) -> None:
+        media = {
+            "track": "inbound",
+            "chunk": str(chunk),
+            "timestamp": str(chunk * 20),
+            "payload": base64.b64encode(audio).decode(),
+        }
+        self.send({"event": "media", "streamSid": self.stream_sid, "media": media})
 
     def start(self) -> None:
         self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
@@ -57,13 +76,7 @@ class Call:
         }
         self.send({"event": "start", "streamSid": self.stream_sid, "start": start})
         for chunk in range(1, 11):  # 200 ms of μ-law silence
-            media = {
-                "track": "inbound",
-                "chunk": str(chunk),
-                "timestamp": str(chunk * 20),
-                "payload": base64.b64encode(b"\xff" * 160).decode(),
-            }
-            self.send({"event": "media", "streamSid": self.stream_sid, "media": media})
+            self.media(chunk, b"\xff" * 160)
 
     def hear_the_greeting(self) -> dict:
         """The first ``media`` the relay sends: the call is up at both ends."""
@@ -116,16 +129,89 @@ def test_a_hostile_frame_mid_call_is_closed_and_the_next_call_is_served(relay, s
     wait_for(lambda: open_ids(sim) <= before)
 
 
-def test_the_same_attack_as_the_first_message_is_refused_on_the_pull_path(relay):
+def test_the_same_attack_as_the_first_message_is_refused_on_the_pull_path(relay, sim: Sim):
     # The first frame is read with receive_raw (it may sit in the handshake's buffered
     # reader); the same attack there is refused the same way, and the process serves on.
-    # (Its OpenAI session is not waited for here: the relay may still be opening it when the
-    # call ends, and a socket that opens in that moment is not closed by TwilioCall.run.)
+    before = open_ids(sim)
     call = Call(relay)
     call.ws.sock.sendall(oversized_frame())
     assert wait_closed(call.ws)[0] == 1009
     call.ws.close()
+    # An OpenAI socket still opening when the call ended is closed once it opens.
+    wait_for(lambda: open_ids(sim) <= before)
     after = Call(relay)
     after.start()
     after.hear_the_greeting()
+    after.ws.close()
+
+
+# -- a Twilio that stops reading ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def echo_sim(logs_dir) -> Iterator[Sim]:
+    """The Realtime simulator in echo mode: every appended chunk comes back as audio at once,
+    so a caller's audio turns into as much audio for the relay to send back as we like."""
+    port = free_port()
+    args = [PYTHON, "-m", "sandbox.realtime_sim", "--host", "127.0.0.1", "--port", str(port)]
+    proc = Proc("realtime-sim-echo", [*args, "--api-key", API_KEY, "--echo"], base_env(), logs_dir)
+    try:
+        wait_port(port, proc=proc.popen)
+        yield Sim(proc, port)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def echo_relay(start_relay, echo_sim) -> Relay:
+    return start_relay(echo_sim.url, name="relay-echo", TRUSTED_PROXY_COUNT="1")
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
+
+
+def test_a_twilio_that_stops_reading_ends_its_call_and_the_relay_holds_no_more(
+    echo_relay: Relay, echo_sim: Sim
+):
+    # A stream that takes no audio (its receive window closed: a 4 KiB buffer, never read)
+    # while the relay has far more to send than its backlog may hold: up to 24 MiB of echoed
+    # audio against OUTBOX_LIMIT (8 MiB) plus the kernel's buffers.
+    pid = echo_relay.proc.popen.pid
+    before = open_ids(echo_sim)
+    rss_before = rss_kib(pid)
+    call = Call(echo_relay, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    call.start()
+    second = b"\x7f" * 8000  # one second of μ-law per message
+    sent = 0
+    with contextlib.suppress(ConnectionError):  # the relay ends the call before the last
+        for chunk in range(1, 1 + (24 << 20) // len(second)):
+            call.media(chunk, second)
+            sent += len(second)
+    assert OUTBOX_LIMIT < sent < 24 << 20
+    stalled = re.compile(r"Twilio stopped reading the call's audio: peer not reading: (\d+) bytes")
+    wait_for(lambda: stalled.search(echo_relay.log()))
+    [log_line] = [ln for ln in echo_relay.log().splitlines() if stalled.search(ln)]
+    assert call.call_sid in log_line
+    # What it held when it gave up: the limit and at most one message more.
+    held = int(stalled.search(log_line).group(1))
+    assert OUTBOX_LIMIT < held <= OUTBOX_LIMIT + 2 * len(second)
+    wait_for(lambda: open_ids(echo_sim) <= before)  # its OpenAI session was released
+    label = 'relay_sessions_total{reason="twilio_stalled",surface="twilio"}'
+    wait_for(lambda: metric(echo_relay, label) >= 1)
+    # The backlog went with the call; a relay holding all it was sent would have grown by
+    # more than 24 MiB (the allocator may keep some of the freed 8 MiB).
+    assert rss_kib(pid) - rss_before < 16 << 10
+    # The socket is closed: what reached the kernel before is readable, then the end.
+    call.ws.settimeout(15)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:
+            call.ws.recv_data_frame(True)
+    call.ws.close()
+    # The relay serves on: the next call's audio comes back.
+    assert http("GET", echo_relay.http_base + "/healthz")[0] == 200
+    after = Call(echo_relay)
+    after.start()
+    assert after.hear_the_greeting()["media"]["payload"]  # the echo of its first audio
+    after.send({"event": "stop", "streamSid": after.stream_sid, "stop": {}})
+    assert wait_closed(after.ws)[0] == 1000
     after.ws.close()

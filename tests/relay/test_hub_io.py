@@ -29,7 +29,7 @@ from relay.codec import (
     encode_header,
     unmask,
 )
-from relay.hub_io import HubReader, MessagePump, Outbox, os_socket
+from relay.hub_io import HubReader, MessagePump, Outbox, PeerNotReading, os_socket
 
 CEILING = 15  # seconds a broken implementation may hang a test before it fails; not a measure
 
@@ -205,7 +205,7 @@ def test_outbox_over_its_limit_raises_and_keeps_raising(pair, plain):
     ours, _peer = pair
     outbox = Outbox(ours if plain else Wrapped(ours), limit=1 << 20)
     written = 0
-    with pytest.raises(OSError, match="peer not reading"):
+    with pytest.raises(PeerNotReading, match="peer not reading"):
         # The kernel's buffer plus the limit, then the write that overflows; in a greenlet,
         # so the wrapped socket's writer gets no chance to drain between writes.
         for block in blocks(200):

@@ -19,6 +19,7 @@ from common.end_reasons import EndReason
 from relay import session_summary, twilio_session
 from relay.browser import BrowserSession
 from relay.codec import OP_TEXT
+from relay.hub_io import PeerNotReading
 from relay.session_summary import SessionSummary, record
 from relay.twilio_session import TwilioCall
 
@@ -141,6 +142,47 @@ def test_stop_ends_the_call_through_the_bridge(cfg, recorded_ends: list) -> None
 def test_twilio_closing_without_a_stop_is_twilio_closed(cfg, recorded_ends: list) -> None:
     summary = call(cfg, Socket([START], close_after=True), Socket()).run()
     assert summary.reason is EndReason.TWILIO_CLOSED and summary.deliberate
+
+
+class StalledTwilio(Socket):
+    """Twilio's socket once it stopped reading: every write fails as the Outbox fails it."""
+
+    def send(self, message: str | bytes) -> None:
+        raise PeerNotReading("peer not reading: 8388709 bytes waiting")
+
+    send_many = send  # type: ignore[assignment]
+
+
+class LateOpenAI(Socket):
+    """OpenAI's audio arrives after Twilio's ``start`` (the stream id is known by then)."""
+
+    def receive_raw(self) -> tuple[int, bytes] | None:
+        gevent.sleep(0.05)
+        return super().receive_raw()
+
+
+def test_twilio_not_reading_ends_the_call_as_stalled(
+    cfg, recorded_ends: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    delta = orjson.dumps(
+        {
+            "type": "response.output_audio.delta",
+            "response_id": "resp_1",
+            "item_id": "item_1",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": MEDIA,
+            "event_id": "event_1",
+        }
+    )
+    twilio, openai = StalledTwilio([START]), LateOpenAI([delta, delta])
+    with caplog.at_level(logging.WARNING, logger="relay.twilio_session"):
+        summary = call(cfg, twilio, openai).run()
+    assert summary.reason is EndReason.TWILIO_STALLED and not summary.deliberate
+    assert recorded_ends == []  # a failure: the web process apologises on the call
+    assert twilio.closed and openai.closed
+    [line] = [r for r in caplog.records if "stopped reading" in r.getMessage()]
+    assert line.call_sid == CALL_SID and line.reason == "twilio_stalled"
 
 
 # -- browser --------------------------------------------------------------------------------

@@ -96,6 +96,34 @@ def test_a_refused_upgrade_or_a_wrong_accept_is_an_upstream_error():
         connect(ScriptedServer(accept="d3Jvbmc=").url, "sk-test")
 
 
+def test_a_handshake_that_fails_releases_the_socket_at_once():
+    # A server that takes the upgrade request and never answers. The client gives up; the
+    # server must see the connection end while the error (whose traceback holds the
+    # handshake's reader, which holds the socket open) is still alive: an OpenAI session
+    # left open like that would outlive the call it was for.
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            conn.settimeout(5)  # a ceiling for a broken client, not a measurement
+            seen.append(conn.recv(1))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"ws://127.0.0.1:{listener.getsockname()[1]}/v1/realtime"
+    with pytest.raises(UpstreamError, match="handshake failed") as err:
+        connect(url, "sk-test", timeout=0.3)
+    thread.join(6)
+    assert seen == [b""]  # EOF, not a timeout
+    assert err.value.__traceback__ is not None
+    listener.close()
+
+
 def test_fragments_are_joined_pings_answered_and_the_server_close_echoed():
     frames = (
         server_frame(OP_TEXT, b'{"type":', fin=False)
