@@ -159,16 +159,21 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("relay-logs")
 
 
-@pytest.fixture(scope="module")
-def sim(logs_dir: Path) -> Iterator[Sim]:
+def run_sim(logs_dir: Path, *flags: str, name: str = "realtime-sim") -> Iterator[Sim]:
+    """A Realtime simulator process (``flags``: its options, e.g. ``--echo``), stopped after."""
     port = free_port()
     args = [PYTHON, "-m", "sandbox.realtime_sim", "--host", "127.0.0.1", "--port", str(port)]
-    proc = Proc("realtime-sim", [*args, "--api-key", API_KEY], base_env(), logs_dir)
+    proc = Proc(name, [*args, "--api-key", API_KEY, *flags], base_env(), logs_dir)
     try:
         wait_port(port, proc=proc.popen)
         yield Sim(proc, port)
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sim(logs_dir: Path) -> Iterator[Sim]:
+    yield from run_sim(logs_dir)
 
 
 @pytest.fixture(scope="module")

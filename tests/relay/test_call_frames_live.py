@@ -25,8 +25,7 @@ import websocket
 from common import tokens
 from relay.codec import encode_header, unmask
 from relay.hub_io import OUTBOX_LIMIT
-from tests.relay.conftest import API_KEY, KEY, Relay, Sim, http, metric, wait_closed, wait_for
-from tests.support import PYTHON, Proc, base_env, free_port, wait_port
+from tests.relay.conftest import KEY, Relay, Sim, http, metric, run_sim, wait_closed, wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
@@ -150,14 +149,7 @@ def test_the_same_attack_as_the_first_message_is_refused_on_the_pull_path(relay,
 def echo_sim(logs_dir) -> Iterator[Sim]:
     """The Realtime simulator in echo mode: every appended chunk comes back as audio at once,
     so a caller's audio turns into as much audio for the relay to send back as we like."""
-    port = free_port()
-    args = [PYTHON, "-m", "sandbox.realtime_sim", "--host", "127.0.0.1", "--port", str(port)]
-    proc = Proc("realtime-sim-echo", [*args, "--api-key", API_KEY, "--echo"], base_env(), logs_dir)
-    try:
-        wait_port(port, proc=proc.popen)
-        yield Sim(proc, port)
-    finally:
-        proc.stop()
+    yield from run_sim(logs_dir, "--echo", name="realtime-sim-echo")
 
 
 @pytest.fixture(scope="module")

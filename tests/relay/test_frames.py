@@ -24,6 +24,7 @@ from relay.frames import (
     read_frame,
     unmask,
 )
+from tests.relay.hub_peer import CEILING, HubRecorder
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
@@ -224,41 +225,20 @@ def test_after_a_bad_frame_header_linger_shuts_down_and_drains_to_the_peers_eof(
 
 
 # ==== reading from the hub (start_hub) =========================================================
-CEILING = 15  # seconds a broken implementation may hang a test before it fails; not a measure
-
-
-class HubCall:
+class HubCall(HubRecorder):
     """A FastWebSocket over a socket pair whose handshake reader held ``early``; records what
     ``start_hub`` delivers."""
 
     def __init__(self, early: bytes = b"", max_bytes: int = 1 << 20):
-        import gevent.event
         import gevent.socket
 
+        super().__init__()
         self.server, self.client = gevent.socket.socketpair()
         handler = SocketHandler(self.server, io.BufferedReader(io.BytesIO(early)))
         self.ws = FastWebSocket({}, Stream(handler), handler, max_bytes=max_bytes)
-        self.messages: list[tuple[int, bytes]] = []
-        self.ends = 0
-        self.ended = gevent.event.Event()
 
-    def on_message(self, opcode: int, payload: bytes) -> None:
-        self.messages.append((opcode, payload))
-
-    def on_end(self) -> None:
-        self.ends += 1
-        self.ended.set()
-
-    def start(self) -> bool:
-        return self.ws.start_hub(self.on_message, self.on_end)
-
-    def wait_for_messages(self, n: int) -> list[tuple[int, bytes]]:
-        import gevent
-
-        with gevent.Timeout(CEILING):
-            while len(self.messages) < n:
-                gevent.sleep(0.001)
-        return self.messages
+    def hub_socket(self) -> FastWebSocket:
+        return self.ws
 
     def close(self) -> None:
         self.server.close()

@@ -30,8 +30,7 @@ from relay.codec import (
     unmask,
 )
 from relay.hub_io import HubReader, MessagePump, Outbox, PeerNotReading, os_socket
-
-CEILING = 15  # seconds a broken implementation may hang a test before it fails; not a measure
+from tests.relay.hub_peer import CEILING
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:

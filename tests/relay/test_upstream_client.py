@@ -26,6 +26,7 @@ from relay.codec import (
     read_frame,
 )
 from relay.upstream import RealtimeSocket, UpstreamError, connect, realtime_url
+from tests.relay.hub_peer import CEILING, HubRecorder
 
 
 def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
@@ -191,32 +192,19 @@ def test_realtime_url_adds_the_model():
 
 
 # ==== receiving from the hub (start_hub) =======================================================
-CEILING = 15  # seconds a broken implementation may hang a test before it fails; not a measure
-
-
-class HubUpstream:
+class HubUpstream(HubRecorder):
     """A RealtimeSocket over a gevent socket pair (as ``connect`` makes one in the relay, where
     sockets are gevent's), whose handshake reader held ``early``; the peer is the server."""
 
     def __init__(self, early: bytes = b""):
-        import gevent.event
         import gevent.socket
 
+        super().__init__()
         self.ours, self.server = gevent.socket.socketpair()
         self.up = RealtimeSocket(self.ours, io.BufferedReader(io.BytesIO(early)))
-        self.messages: list[tuple[int, bytes]] = []
-        self.ends = 0
-        self.ended = gevent.event.Event()
 
-    def on_message(self, opcode: int, payload: bytes) -> None:
-        self.messages.append((opcode, payload))
-
-    def on_end(self) -> None:
-        self.ends += 1
-        self.ended.set()
-
-    def start(self) -> bool:
-        return self.up.start_hub(self.on_message, self.on_end)
+    def hub_socket(self) -> RealtimeSocket:
+        return self.up
 
     def client_frames(self, count: int) -> list[tuple[int, bytes]]:
         """What the client sent, unmasked (every client frame must be masked)."""
