@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
 
 from twilio.request_validator import RequestValidator
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
+from tests.form_server import Answer, FormServer, Post
 from tests.support import wait_for
 
 
@@ -34,34 +33,18 @@ class TwimlApp:
     requests: list[Fetched] = field(default_factory=list)
 
     def start(self) -> TwimlApp:
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = dict(parse_qsl(self.rfile.read(length).decode(), True))
-                url = app.url + self.path
-                ok = RequestValidator(app.auth_token).validate(
-                    url, form, self.headers.get("X-Twilio-Signature", "")
-                )
-                app.requests.append(Fetched(self.path, form, ok))
-                doc = app.docs.get(self.path)
-                self.send_response(200 if doc is not None else 404)
-                self.send_header("Content-Type", "text/xml")
-                self.end_headers()
-                self.wfile.write((doc or "not found").encode())
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = FormServer(self._answer)
+        self.url = self.server.url
         return self
 
+    def _answer(self, post: Post) -> Answer:
+        ok = RequestValidator(self.auth_token).validate(post.url, post.form, post.signature)
+        self.requests.append(Fetched(post.path, post.form, ok))
+        doc = self.docs.get(post.path)
+        return (200 if doc is not None else 404), "text/xml", (doc or "not found").encode()
+
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def fetched(self, path: str) -> list[Fetched]:
         return [r for r in self.requests if r.path == path]

@@ -7,14 +7,11 @@ stack) and reset before every test, so a test sees an empty account and its own 
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
 
 import openai
 import pytest
@@ -23,6 +20,7 @@ from twilio.rest import Client
 from sandbox import stack as services
 from sandbox.stack import Credentials, Process, ProcessStack, clean_environment, free_port
 from sandbox.twilio_sim.sdk import RebasedHttpClient
+from tests.form_server import Answer, FormServer, Post
 from tests.support import wait_for
 
 BOT_NUMBER = "+14082605145"
@@ -67,31 +65,16 @@ class WebhookReceiver:
     requests: list[Received] = field(default_factory=list)
 
     def start(self) -> WebhookReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode()
-                receiver.requests.append(
-                    Received(self.path, dict(self.headers), dict(parse_qsl(body, True)))
-                )
-                self.send_response(receiver.status)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = FormServer(self._answer)
+        self.url = self.server.url
         return self
 
+    def _answer(self, post: Post) -> Answer:
+        self.requests.append(Received(post.path, post.headers, post.form))
+        return self.status, "text/plain", b"ok"
+
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def wait(self, count: int, timeout: float = 5.0) -> list[Received]:
         return wait_for(lambda: self.requests if len(self.requests) >= count else None, timeout)

@@ -6,16 +6,14 @@ placed through the Calls API; ``AnsweredBy`` comes only with AMD on API calls.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from sandbox import dial
+from tests.form_server import Answer, FormServer, Post
 
 TOKEN = "dial-test-token"
 BOT, CALLER = "+14082605145", "+14155550100"
@@ -32,38 +30,20 @@ class VoiceApp:
 
     twiml: str = STREAM_TWIML
     seen: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
+    url: str = ""
 
-    def start(self) -> VoiceApp:
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                url = f"http://127.0.0.1:{self.server.server_port}{self.path}"
-                form = dict(parse_qsl(body, keep_blank_values=True))
-                app.seen.append((url, form, self.headers.get("X-Twilio-Signature", "")))
-                payload = app.twiml.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
+    def _answer(self, post: Post) -> Answer:
+        self.seen.append((post.url, post.form, post.signature))
+        return 200, "text/xml", self.twiml.encode()
 
 
 @pytest.fixture
 def app() -> Iterator[VoiceApp]:
-    voice = VoiceApp().start()
+    voice = VoiceApp()
+    server = FormServer(voice._answer)
+    voice.url = server.url
     yield voice
-    voice.server.shutdown()
-    voice.server.server_close()
+    server.stop()
 
 
 def webhook_form(app: VoiceApp) -> dict[str, str]:
