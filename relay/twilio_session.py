@@ -31,14 +31,12 @@ from relay.handover import LoadResume
 from relay.hub_io import PeerNotReading
 from relay.reconnect import Reconnect
 from relay.session_summary import SessionSummary
+from relay.ticker import TICKER
 from relay.tool_runner import ToolRunner
 from relay.twilio_bridge import BridgeSettings, EndCall, Output, ToOpenAI, ToTwilio, TwilioBridge
 from relay.upstream import Upstream
 
 log = logging.getLogger(__name__)
-
-#: How often the bridge is asked about the clock (time cap, fallbacks).
-TICK_SECONDS = 0.1
 
 
 class Downstream(Protocol):
@@ -51,45 +49,14 @@ class Downstream(Protocol):
     def close(self, code: int = 1000, message: str = "") -> None: ...
 
 
-def transcript_channel(call_sid: str) -> str:
-    return call_transcript_channel(call_sid)
-
-
 def publish_transcript(call_sid: str, lines: list[tuple[str, str]]) -> None:
     try:
         client = get_redis()
         for who, text in lines:
-            client.publish(transcript_channel(call_sid), orjson.dumps({"who": who, "text": text}))
+            channel = call_transcript_channel(call_sid)
+            client.publish(channel, orjson.dumps({"who": who, "text": text}))
     except redis.RedisError:
         log.info("transcript not published", extra={"call_sid": call_sid})
-
-
-class Ticker:
-    """One greenlet that ticks every live call ``TICK_SECONDS`` apart. A timer per call would
-    wake the process once per call per tick, each time at a different moment; one shared
-    timer wakes it once per tick for all of them."""
-
-    def __init__(self) -> None:
-        self.calls: set[TwilioCall] = set()
-        self._greenlet: gevent.Greenlet | None = None
-
-    def add(self, call: TwilioCall) -> None:
-        self.calls.add(call)
-        if self._greenlet is None or self._greenlet.dead:
-            self._greenlet = gevent.spawn(self._run)
-
-    def discard(self, call: TwilioCall) -> None:
-        self.calls.discard(call)
-
-    def _run(self) -> None:
-        while self.calls:  # ends with the last call; add() starts a new one
-            gevent.sleep(TICK_SECONDS)
-            now = time.monotonic()
-            for call in list(self.calls):
-                try:
-                    call.tick(now)
-                except Exception:
-                    log.exception("call tick failed", extra={"call_sid": call.bridge.call_sid})
 
 
 class TwilioCall:
@@ -391,8 +358,12 @@ class TwilioCall:
         metrics.HANDOVERS.labels("handed_over").inc()
         return True
 
+    @property
+    def call_sid(self) -> str:
+        return self.bridge.call_sid
+
     def tick(self, now: float) -> None:
-        """The clock, from :data:`TICKER`: the bridge's time cap and fallbacks."""
+        """The clock, from :data:`relay.ticker.TICKER`: the bridge's time cap and fallbacks."""
         if self._done.is_set():
             return
         outputs = self.bridge.on_tick(now)
@@ -450,7 +421,3 @@ class TwilioCall:
             barge_ins=bridge.barge_ins,
             stream_sid=bridge.stream_sid,
         )
-
-
-#: The process's call clock.
-TICKER = Ticker()

@@ -262,11 +262,11 @@ def _follow_transcript(redis_url: str, call_sid: str) -> None:
 
     import redis
 
-    from relay.twilio_session import transcript_channel
+    from common.names import call_transcript_channel
 
     try:
         pubsub = redis.Redis.from_url(redis_url, socket_connect_timeout=1).pubsub()
-        pubsub.subscribe(transcript_channel(call_sid))
+        pubsub.subscribe(call_transcript_channel(call_sid))
     except redis.RedisError as exc:
         print(f"(no live transcript: Redis at {redis_url} unreachable: {exc})", file=sys.stderr)
         return
