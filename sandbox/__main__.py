@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from sandbox.stack import SANDBOX_PORTS, Credentials
+from sandbox.services import SANDBOX_PORTS, Credentials
 
 # What `make run` (sandbox.run) listens on and signs with.
 DEFAULT_TWILIO_SIM = SANDBOX_PORTS.twilio_url

@@ -20,16 +20,9 @@ import time
 import redis
 
 from common.config import ConfigError, load_config, process_environment
-from sandbox import stack as services
-from sandbox.stack import (
-    PYTHON,
-    SANDBOX_PORTS,
-    Credentials,
-    ProcessStack,
-    StackError,
-    stack_environment,
-    wait_ready,
-)
+from sandbox import services
+from sandbox.services import PYTHON, SANDBOX_PORTS, Credentials, StackError, stack_environment
+from sandbox.stack import ProcessStack, wait_ready
 
 PORTS = SANDBOX_PORTS
 

@@ -12,7 +12,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.stack import PYTHON, ROOT, Process, clean_environment, free_port
+from sandbox.services import PYTHON, ROOT, clean_environment, free_port
+from sandbox.stack import Process
 
 __all__ = [
     "PYTHON",

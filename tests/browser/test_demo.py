@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from common.tokens import validate
-from sandbox import stack as services
-from sandbox.stack import ROOT, ProcessStack, clean_environment, free_port
+from sandbox import services
+from sandbox.services import ROOT, clean_environment, free_port
+from sandbox.stack import ProcessStack
 from tests.conftest import REDIS_URL
 from tests.support import wait_for
 from tests.voice.stack import VoiceStack

@@ -17,8 +17,9 @@ import openai
 import pytest
 from twilio.rest import Client
 
-from sandbox import stack as services
-from sandbox.stack import Credentials, Process, ProcessStack, clean_environment, free_port
+from sandbox import services
+from sandbox.services import Credentials, clean_environment, free_port
+from sandbox.stack import Process, ProcessStack
 from sandbox.twilio_sim.sdk import RebasedHttpClient
 from tests.form_server import Answer, FormServer, Post
 from tests.support import wait_for

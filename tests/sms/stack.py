@@ -11,15 +11,9 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from sandbox import stack as services
-from sandbox.stack import (
-    Credentials,
-    Ports,
-    ProcessStack,
-    clean_environment,
-    free_port,
-    stack_environment,
-)
+from sandbox import services
+from sandbox.services import Credentials, Ports, clean_environment, free_port, stack_environment
+from sandbox.stack import ProcessStack
 from tests.support import http_json, wait_for
 
 BOT = "gateframes-bot"

@@ -14,16 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sandbox import dial, phone
-from sandbox import stack as services
-from sandbox.stack import (
-    Credentials,
-    Ports,
-    ProcessStack,
-    clean_environment,
-    free_port,
-    stack_environment,
-)
+from sandbox import dial, phone, services
+from sandbox.services import Credentials, Ports, clean_environment, free_port, stack_environment
+from sandbox.stack import ProcessStack
 from tests.support import http_json, wait_for
 from tests.voice.router import Router
 

@@ -15,8 +15,9 @@ from common.config import Config, load_config
 from common.twilio_client import make_client
 from relay import call_actions
 from relay.call_tools import Nothing, SendText, TakeMessage, ToolBox, ToolSettings
-from sandbox import stack as services
-from sandbox.stack import Credentials, ProcessStack, clean_environment
+from sandbox import services
+from sandbox.services import Credentials, clean_environment
+from sandbox.stack import ProcessStack
 from tests.conftest import REDIS_URL
 from tests.support import free_port, http_json
 

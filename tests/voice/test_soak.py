@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from bench.relay_load import Target, run_load
-from sandbox import stack as services
-from sandbox.stack import PYTHON, Service, children, free_port
+from sandbox import services
+from sandbox.services import PYTHON, Service, free_port
+from sandbox.stack import children
 from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack
 from tests.support import wait_for
