@@ -75,6 +75,11 @@ def list_webhooks() -> Response:
     return jsonify(sim().webhooks.history())
 
 
+@bp.get("/webhooks/in_flight")
+def webhooks_in_flight() -> dict[str, Any]:
+    return {"in_flight": sim().webhooks.in_flight}
+
+
 @bp.post("/inbound")
 def inbound() -> dict[str, Any]:
     return phone.text_in(sim(), _json())

@@ -4,7 +4,8 @@ Conversations post-event webhooks are ``application/x-www-form-urlencoded`` POST
 ``X-Twilio-Signature`` = HMAC-SHA1(auth token, URL + sorted name/value pairs), computed here by
 the SDK's own ``RequestValidator`` so the app's validation is tested against the real
 algorithm. Twilio gives a webhook 5 seconds; so does the simulator. Every delivery is kept in a
-short log for ``GET /_sandbox/webhooks``.
+short log for ``GET /_sandbox/webhooks``; ``GET /_sandbox/webhooks/in_flight`` counts those not yet
+answered.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class WebhookSender:
         self._validator = RequestValidator(auth_token)
         self._lock = threading.Lock()
         self._log: collections.deque[Delivery] = collections.deque(maxlen=history)
+        self._in_flight = 0  # posted later, not yet answered
         self.webhook_sid = "WH" + uuid.uuid4().hex
 
     def signature(self, url: str, params: dict[str, str]) -> str:
@@ -87,7 +89,24 @@ class WebhookSender:
 
     def post_later(self, url: str, params: dict[str, str]) -> None:
         """POST from a background thread, as Twilio does after answering the REST call."""
-        threading.Thread(target=self.post, args=(url, params), daemon=True).start()
+        with self._lock:
+            self._in_flight += 1
+        threading.Thread(target=self._post_counted, args=(url, params), daemon=True).start()
+
+    def _post_counted(self, url: str, params: dict[str, str]) -> None:
+        try:
+            self.post(url, params)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        """Webhooks decided on but not yet answered. A request that returned has decided all
+        of its own, so 0 after it means every webhook it caused has been delivered: what a
+        test waits for before it asserts that one was not sent."""
+        with self._lock:
+            return self._in_flight
 
     def history(self) -> list[dict[str, Any]]:
         with self._lock:
