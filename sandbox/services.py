@@ -216,9 +216,16 @@ def openai_sim(port: int, api_key: str, name: str = "openai-sim") -> Service:
 
 
 def realtime_sim(
-    port: int, api_key: str, speed: float | None = None, name: str = "realtime-sim"
+    port: int,
+    api_key: str,
+    speed: float | None = None,
+    name: str = "realtime-sim",
+    echo: bool = False,
 ) -> Service:
+    """``echo``: every appended chunk comes straight back as audio (the relay benchmarks)."""
     extra = ["--api-key", api_key, *(["--speed", str(speed)] if speed is not None else [])]
+    if echo:
+        extra.append("--echo")
     return Service(name, _listen("sandbox.realtime_sim", port, *extra), port, health="/healthz")
 
 

@@ -1,5 +1,5 @@
 """Helpers for tests that run real processes over real sockets (the processes themselves are
-defined and started by :mod:`sandbox.stack`)."""
+defined in :mod:`sandbox.services` and run by :mod:`sandbox.stack`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from sandbox.services import PYTHON, ROOT, clean_environment, free_port
-from sandbox.stack import Process
+from sandbox.services import PYTHON, ROOT, Service, clean_environment, free_port
+from sandbox.stack import Process, wait_ready
 
 __all__ = [
     "PYTHON",
@@ -23,6 +24,7 @@ __all__ = [
     "base_env",
     "free_port",
     "http_json",
+    "start_service",
     "wait_for",
     "wait_port",
 ]
@@ -41,6 +43,18 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) ->
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         raw = resp.read()
     return json.loads(raw) if raw else None
+
+
+def start_service(service: Service, log_dir: Path, env: Mapping[str, str]) -> Process:
+    """One process from its :mod:`sandbox.services` definition, ready when this returns (its
+    health route answers 200); stopped again if it never gets there."""
+    proc = Process(service.name, service.args, {**env, **service.env}, log_dir)
+    try:
+        wait_ready(service, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
 
 
 def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:

@@ -27,8 +27,9 @@ import websocket
 from twilio.request_validator import RequestValidator
 
 from common import tokens
+from sandbox import services
 from tests.relay.doubles import EchoUpstream
-from tests.support import PYTHON, TEST_REDIS_DB, Proc, base_env, free_port, wait_for, wait_port
+from tests.support import TEST_REDIS_DB, Proc, base_env, free_port, start_service, wait_for
 
 KEY = os.urandom(32)
 API_KEY = "sk-sim-relay-tests"
@@ -159,13 +160,12 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("relay-logs")
 
 
-def run_sim(logs_dir: Path, *flags: str, name: str = "realtime-sim") -> Iterator[Sim]:
-    """A Realtime simulator process (``flags``: its options, e.g. ``--echo``), stopped after."""
+def run_sim(logs_dir: Path, name: str = "realtime-sim", echo: bool = False) -> Iterator[Sim]:
+    """A Realtime simulator process (``echo``: it answers audio with the same audio)."""
     port = free_port()
-    args = [PYTHON, "-m", "sandbox.realtime_sim", "--host", "127.0.0.1", "--port", str(port)]
-    proc = Proc(name, [*args, "--api-key", API_KEY, *flags], base_env(), logs_dir)
+    service = services.realtime_sim(port, API_KEY, name=name, echo=echo)
+    proc = start_service(service, logs_dir, base_env())
     try:
-        wait_port(port, proc=proc.popen)
         yield Sim(proc, port)
     finally:
         proc.stop()
@@ -203,10 +203,8 @@ def start_relay(logs_dir: Path) -> Iterator[Callable[..., Relay]]:
                 **env,
             }
         )
-        args = [PYTHON, "-m", "relay", "--host", "127.0.0.1", "--port", str(port)]
-        proc = Proc(f"{name}-{port}", args, child_env, logs_dir)
+        proc = start_service(services.relay(port, f"{name}-{port}"), logs_dir, child_env)
         procs.append(proc)
-        wait_port(port, proc=proc.popen)
         return Relay(proc, port)
 
     yield start

@@ -149,7 +149,7 @@ def test_the_same_attack_as_the_first_message_is_refused_on_the_pull_path(relay,
 def echo_sim(logs_dir) -> Iterator[Sim]:
     """The Realtime simulator in echo mode: every appended chunk comes back as audio at once,
     so a caller's audio turns into as much audio for the relay to send back as we like."""
-    yield from run_sim(logs_dir, "--echo", name="realtime-sim-echo")
+    yield from run_sim(logs_dir, name="realtime-sim-echo", echo=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import websocket
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import Field, TypeAdapter
 
-from tests.support import PYTHON, Proc, base_env, free_port, wait_port
+from sandbox import services
+from tests.support import base_env, free_port, start_service
 
 KEY = "sk-sim-test"
 #: Every GA server event, as the SDK types them: what the simulator sends must parse.
@@ -26,10 +27,8 @@ SERVER_EVENT: TypeAdapter = TypeAdapter(
 def running_sim(log_dir: Path) -> Iterator[str]:
     """A simulator streaming 20x real time; yields its Realtime URL."""
     port = free_port()
-    args = [PYTHON, "-m", "sandbox.realtime_sim", "--port", str(port), "--api-key", KEY]
-    proc = Proc("realtime-sim", [*args, "--speed", "20"], base_env(), log_dir)
+    proc = start_service(services.realtime_sim(port, KEY, speed=20), log_dir, base_env())
     try:
-        wait_port(port, proc=proc.popen)
         yield f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime-2.1"
     finally:
         proc.stop()

@@ -12,9 +12,10 @@ import redis
 from twilio.request_validator import RequestValidator
 
 from common import call_keys
+from sandbox import services
 from tests.conftest import REDIS_URL
 from tests.sms.stack import post_form
-from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
+from tests.support import base_env, free_port, start_service, wait_for
 
 TOKEN = "f" * 32
 BOT = "+14082605145"
@@ -39,13 +40,7 @@ class Web:
                 "STAFF_TRANSFER_TIMEOUT_SECONDS": "25",
             }
         )
-        self.proc = Proc(
-            "web-transfer",
-            [PYTHON, "-m", "webhooks", "--host", "127.0.0.1", "--port", str(self.port)],
-            env,
-            log_dir,
-        )
-        wait_port(self.port, proc=self.proc.popen)
+        self.proc = start_service(services.web(self.port, "web-transfer"), log_dir, env)
 
     def post(
         self, path: str, form: dict[str, str], signature: str | None = None

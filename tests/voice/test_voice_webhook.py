@@ -16,9 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
 from common.tokens import validate
+from sandbox import services
 from tests.conftest import REDIS_URL
 from tests.sms.stack import post_form
-from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
+from tests.support import base_env, free_port, start_service, wait_for
 
 KEY = secrets.token_bytes(32)
 TOKEN = secrets.token_hex(16)
@@ -40,13 +41,7 @@ class Web:
                 "REDIS_URL": REDIS_URL,
             }
         )
-        self.proc = Proc(
-            "web-voice",
-            [PYTHON, "-m", "webhooks", "--host", "127.0.0.1", "--port", str(self.port)],
-            env,
-            log_dir,
-        )
-        wait_port(self.port, proc=self.proc.popen)
+        self.proc = start_service(services.web(self.port, "web-voice"), log_dir, env)
 
     def post(self, path: str, form: dict[str, str], signature: str | None = None):
         url = self.url + path

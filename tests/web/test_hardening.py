@@ -15,9 +15,10 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from common.tokens import validate
+from sandbox import services
 from tests.conftest import REDIS_URL
 from tests.sms.stack import post_form
-from tests.support import PYTHON, Proc, base_env, free_port, wait_for, wait_port
+from tests.support import base_env, free_port, start_service, wait_for
 
 KEY = secrets.token_bytes(32)
 AUTH_TOKEN = secrets.token_hex(16)
@@ -40,9 +41,7 @@ class Web:
                 "TRUSTED_PROXY_COUNT": "0",
             }
         )
-        cmd = [PYTHON, "-m", "webhooks", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = Proc("web-hardening", cmd, env, log_dir)
-        wait_port(self.port, proc=self.proc.popen)
+        self.proc = start_service(services.web(self.port, "web-hardening"), log_dir, env)
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         req = urllib.request.Request(self.url + path, headers=headers or {})
