@@ -16,15 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from sandbox import services
+from sandbox.services import PYTHON, ROOT, Service, clean_environment, free_port
+from sandbox.stack import ProcessStack
 
 
 def wait_http(url: str, timeout: float = 20) -> None:
@@ -128,69 +122,34 @@ def local_stack(
     encryption_key: bytes | None = None,
 ) -> Iterator[Target]:
     """Start the echo upstream (paced deltas when ``pace_ms``) and, unless ``relay_url`` names
-    another relay, ``python -m relay`` pointed at it; stop both afterwards."""
-    procs: list[subprocess.Popen] = []
-    env = {**os.environ, "GATEFRAMES_DOTENV": "0", "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+    another relay, the relay (:func:`sandbox.services.relay`) pointed at it; stop both
+    afterwards. Their output goes to ``var/bench/``."""
     up_port = upstream_port or free_port()
-    try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.echo_upstream",
-                    "--port",
-                    str(up_port),
-                    "--delta-type",
-                    delta_type,
-                    "--pace-ms",
-                    str(pace_ms),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        up_pid = procs[-1].pid
+    echo = Service(
+        "echo-upstream",
+        (PYTHON, "-m", "bench.echo_upstream", "--port", str(up_port),
+         "--delta-type", delta_type, "--pace-ms", str(pace_ms)),
+        up_port,
+        health="/healthz",
+    )  # fmt: skip
+    log_dir = ROOT / "var" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with ProcessStack(log_dir, clean_environment({"LOG_LEVEL": "WARNING"})) as stack:
+        stack.run(echo)
         if relay_url:
-            target = Target(relay_url, encryption_key, relay_pid, up_port, up_pid)
-        else:
-            key, relay_port = secrets.token_bytes(32), free_port()
-            auth, public = secrets.token_hex(16), "wss://relay.bench.invalid"
-            relay_env = {
-                **env,
-                "OPENAI_API_KEY": "sk-bench",
-                "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{up_port}/v1/realtime",
-                "ENCRYPTION_KEY": base64.b64encode(key).decode(),
-                "REDIS_URL": "redis://127.0.0.1:6379/14",
-                "SESSION_TIME_LIMIT_SECONDS": "3600",
-                "TWILIO_AUTH_TOKEN": auth,
-                "RELAY_PUBLIC_URL": public,
-            }
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "relay",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(relay_port),
-                    ],
-                    cwd=ROOT,
-                    env=relay_env,
-                )
-            )
-            wait_port(relay_port)
-            template = f"ws://127.0.0.1:{relay_port}/token/{{token}}"
-            target = Target(template, key, procs[-1].pid, up_port, up_pid, auth, public)
-        wait_http(f"http://127.0.0.1:{up_port}/healthz")
-        yield target
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            yield Target(relay_url, encryption_key, relay_pid, up_port, stack.pid(echo.name))
+            return
+        key, relay_port = secrets.token_bytes(32), free_port()
+        auth, public = secrets.token_hex(16), "wss://relay.bench.invalid"
+        relay_env = {
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{up_port}/v1/realtime",
+            "ENCRYPTION_KEY": base64.b64encode(key).decode(),
+            "REDIS_URL": "redis://127.0.0.1:6379/14",
+            "SESSION_TIME_LIMIT_SECONDS": "3600",
+            "TWILIO_AUTH_TOKEN": auth,
+            "RELAY_PUBLIC_URL": public,
+        }
+        stack.run(services.relay(relay_port, env=relay_env))
+        template = f"ws://127.0.0.1:{relay_port}/token/{{token}}"
+        yield Target(template, key, stack.pid("relay"), up_port, stack.pid(echo.name), auth, public)
