@@ -214,6 +214,7 @@ def connect(url: str, api_key: str, timeout: float = 10.0) -> RealtimeSocket:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise UpstreamError(f"connect failed: {type(exc).__name__}") from None
+    reader = None
     try:
         if secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
@@ -244,20 +245,24 @@ def connect(url: str, api_key: str, timeout: float = 10.0) -> RealtimeSocket:
         sock.settimeout(None)
         return RealtimeSocket(sock, reader)
     except UpstreamError:
-        _release(sock)
+        _release(sock, reader)
         raise
     except (OSError, ValueError) as exc:
-        _release(sock)
+        _release(sock, reader)
         raise UpstreamError(f"handshake failed: {type(exc).__name__}") from None
     except BaseException:  # killed mid-handshake (the client left): release the socket
-        _release(sock)
+        _release(sock, reader)
         raise
 
 
-def _release(sock: socket.socket) -> None:
-    """Close a socket that a failed handshake leaves behind. ``close`` alone keeps the file
-    descriptor open while a ``makefile`` reader exists (and a killed greenlet's traceback
-    keeps that reader alive), so the server would keep the session: shut it down first."""
+def _release(sock: socket.socket, reader) -> None:
+    """Close a socket that a failed handshake leaves behind. ``sock.close()`` alone keeps the
+    file descriptor open while its ``makefile`` reader exists (a killed greenlet's traceback
+    keeps the reader alive until the GC runs), and the server would keep its session: shut the
+    connection down, close the reader, then the socket."""
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+    if reader is not None:
+        with contextlib.suppress(OSError, RuntimeError):
+            reader.close()
     sock.close()

@@ -207,3 +207,63 @@ def test_a_twilio_that_stops_reading_ends_its_call_and_the_relay_holds_no_more(
     after.send({"event": "stop", "streamSid": after.stream_sid, "stop": {}})
     assert wait_closed(after.ws)[0] == 1000
     after.ws.close()
+
+
+# -- calls that end badly release every socket at once ----------------------------------------
+def socket_fds(pid: int) -> dict[str, str]:
+    """The relay's socket descriptors: inode → fd."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                found[target[8:-1]] = fd
+    return found
+
+
+def dead_socket_fds(pid: int) -> list[str]:
+    """Descriptors of sockets the kernel no longer lists (closed connections whose fd the
+    relay still holds: released only when the garbage collector gets to them)."""
+    held = socket_fds(pid)
+    for table in ("tcp", "tcp6", "udp", "udp6", "unix"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            held.pop(fields[6] if table == "unix" else fields[9], None)
+    return sorted(held.values())
+
+
+def vanish_after_start(relay: Relay) -> None:
+    call = Call(relay)
+    call.start()  # the relay opens OpenAI for it; the caller is gone before it is open
+    call.ws.sock.close()
+
+
+def vanish_after_upgrade(relay: Relay) -> None:
+    Call(relay).ws.sock.close()
+
+
+def oversized_first(relay: Relay) -> None:
+    call = Call(relay)
+    call.ws.sock.sendall(oversized_frame())
+    assert wait_closed(call.ws)[0] == 1009
+    call.ws.close()
+
+
+ENDINGS = {
+    "vanish_after_start": vanish_after_start,
+    "vanish_after_upgrade": vanish_after_upgrade,
+    "oversized_first": oversized_first,
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_calls_that_end_badly_leave_no_descriptor_behind(relay: Relay, sim: Sim, ending):
+    # An OpenAI socket whose handshake was cut short used to be shut down but its descriptor
+    # kept (its makefile reader held it) until the GC ran: an attacker ending calls this way
+    # could hold the relay's descriptors far longer than the calls lasted.
+    pid = relay.proc.popen.pid
+    before = open_ids(sim)
+    for _ in range(5):
+        ENDINGS[ending](relay)
+    wait_for(lambda: open_ids(sim) <= before)  # every OpenAI session of theirs was closed
+    wait_for(lambda: not dead_socket_fds(pid), timeout=5)

@@ -97,7 +97,7 @@ def test_a_refused_upgrade_or_a_wrong_accept_is_an_upstream_error():
         connect(ScriptedServer(accept="d3Jvbmc=").url, "sk-test")
 
 
-def test_a_handshake_that_fails_releases_the_socket_at_once():
+def test_a_handshake_that_fails_releases_the_socket_at_once(monkeypatch):
     # A server that takes the upgrade request and never answers. The client gives up; the
     # server must see the connection end while the error (whose traceback holds the
     # handshake's reader, which holds the socket open) is still alive: an OpenAI session
@@ -117,11 +117,20 @@ def test_a_handshake_that_fails_releases_the_socket_at_once():
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     url = f"ws://127.0.0.1:{listener.getsockname()[1]}/v1/realtime"
+    made: list[socket.socket] = []
+    real = socket.create_connection
+
+    def create_connection(*args, **kwargs) -> socket.socket:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
     with pytest.raises(UpstreamError, match="handshake failed") as err:
         connect(url, "sk-test", timeout=0.3)
     thread.join(6)
     assert seen == [b""]  # EOF, not a timeout
     assert err.value.__traceback__ is not None
+    assert made[0].fileno() == -1  # the descriptor itself is closed, not left to the GC
     listener.close()
 
 
