@@ -51,9 +51,8 @@ class Downstream(Protocol):
 
 def publish_transcript(call_sid: str, lines: list[tuple[str, str]]) -> None:
     try:
-        client = get_redis()
+        client, channel = get_redis(), call_transcript_channel(call_sid)
         for who, text in lines:
-            channel = call_transcript_channel(call_sid)
             client.publish(channel, orjson.dumps({"who": who, "text": text}))
     except redis.RedisError:
         log.info("transcript not published", extra={"call_sid": call_sid})

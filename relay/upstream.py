@@ -196,11 +196,7 @@ class RealtimeSocket:
             self._outbox.flush(1.0)  # in a greenlet; from the hub, what the kernel took
         self._outbox.close()
         self._hub_done()
-        # RuntimeError: a greenlet is still inside reader.read(); the GC frees the reader.
-        for release in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self._reader.close):
-            with contextlib.suppress(OSError, RuntimeError):
-                release()
-        self.sock.close()
+        _release(self.sock, self._reader)
 
 
 def connect(url: str, api_key: str, timeout: float = 10.0) -> RealtimeSocket:
@@ -256,10 +252,11 @@ def connect(url: str, api_key: str, timeout: float = 10.0) -> RealtimeSocket:
 
 
 def _release(sock: socket.socket, reader) -> None:
-    """Close a socket that a failed handshake leaves behind. ``sock.close()`` alone keeps the
-    file descriptor open while its ``makefile`` reader exists (a killed greenlet's traceback
-    keeps the reader alive until the GC runs), and the server would keep its session: shut the
-    connection down, close the reader, then the socket."""
+    """Close the socket and its handshake reader. ``sock.close()`` alone keeps the file
+    descriptor open while its ``makefile`` reader exists (a killed greenlet's traceback keeps
+    the reader alive until the GC runs), and the server would keep its session: shut the
+    connection down, close the reader, then the socket. (The reader refuses to close while a
+    greenlet is inside ``read``: a later close, once that greenlet is gone, finishes it.)"""
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     if reader is not None:
