@@ -10,7 +10,8 @@ Reading is pull-based or push-based over the same checks: :func:`read_frame` tak
 ``io.BytesIO`` in tests; :class:`FrameBuffer` takes bytes as they arrive (a reader driven by
 readiness callbacks, which must never block).
 
-Hot-path choices: unmasking is one big-int XOR (C speed, about 20x a per-byte loop); UTF-8 is
+Hot-path choices: unmasking is websockets' C ``apply_mask`` (websockets is already installed for
+the simulators), else one big-int XOR (C speed, about 20x a per-byte loop); UTF-8 is
 checked by ``bytes.isascii`` / ``bytes.decode`` (C); a frame longer than the limit is refused
 from its header, before its payload is read.
 """
@@ -108,13 +109,22 @@ def new_key() -> bytes:
 
 
 # -- frames ------------------------------------------------------------------------------------
-def unmask(payload: bytes, mask: bytes) -> bytes:
-    """XOR ``payload`` with the repeating 4-byte ``mask`` (masking and unmasking alike)."""
+def xor_mask(payload: bytes, mask: bytes) -> bytes:
+    """XOR ``payload`` with the repeating 4-byte ``mask`` (masking and unmasking alike), in
+    pure Python: one big-int XOR."""
     n = len(payload)
     if not n:
         return b""
     key = (mask * ((n >> 2) + 1))[:n]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+try:
+    # A C loop: 0.2 µs for a 330-byte Twilio frame against 1 µs for the big-int XOR, on every
+    # frame each way (Twilio's are masked to us, ours to OpenAI are masked by us).
+    from websockets.speedups import apply_mask as unmask
+except ImportError:  # websockets built without its C extension
+    unmask = xor_mask
 
 
 # Headers of unmasked final frames under 126 bytes, the most common ones, prebuilt.
