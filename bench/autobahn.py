@@ -39,12 +39,15 @@ BEHAVIOURS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 
 
 def python2() -> list[str]:
-    return ["env", "PYENV_VERSION=2.7.18", "python"]
+    # ``pyenv exec``, not ``python`` on PATH: in an activated venv that is the venv's Python 3.
+    return ["env", "PYENV_VERSION=2.7.18", "pyenv", "exec", "python"]
 
 
 def install(py2: list[str]) -> None:
-    """Install the suite into ``var/autobahn/py27`` once."""
-    if (SITE / "autobahntestsuite").is_dir():
+    """Install the suite into ``var/autobahn/py27`` once (a marker written last, so an
+    install cut short is done again rather than half used)."""
+    done = SITE / ".installed"
+    if done.exists():
         return
     HOME.mkdir(parents=True, exist_ok=True)
     print(f"installing autobahntestsuite into {SITE} (Python 2.7) ...", flush=True)
@@ -55,6 +58,7 @@ def install(py2: list[str]) -> None:
     # zope.interface is installed as a namespace package without its __init__; Python 2's
     # import system needs the file.
     (SITE / "zope" / "__init__.py").touch()
+    done.touch()
 
 
 def spec(port: int, cases: list[str], reports: Path = REPORTS) -> dict:

@@ -38,6 +38,8 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
+_HEAD16 = struct.Struct("!BBH")  # first byte, second byte, 16-bit length
+_HEAD64 = struct.Struct("!BBQ")
 #: Control frames carry at most this many payload bytes; a close reason at most 123.
 MAX_CONTROL_PAYLOAD = 125
 
@@ -136,12 +138,10 @@ def encode_header(opcode: int, length: int, fin: bool = True, mask: bytes = b"")
     first = (0x80 if fin else 0) | opcode
     bit = 0x80 if mask else 0
     if length < 126:
-        head = bytes((first, bit | length))
-    elif length < 0x10000:
-        head = bytes((first, bit | 126)) + _U16.pack(length)
-    else:
-        head = bytes((first, bit | 127)) + _U64.pack(length)
-    return head + mask
+        return bytes((first, bit | length)) + mask
+    if length < 0x10000:
+        return _HEAD16.pack(first, bit | 126, length) + mask
+    return _HEAD64.pack(first, bit | 127, length) + mask
 
 
 def encode_frame(opcode: int, data: bytes, mask: bytes = b"") -> bytes:
@@ -383,9 +383,37 @@ class FrameBuffer:
         n, pos = len(buf), 0
         assembler = self.assembler
         masked = assembler.masked
+        whole = 0x80 if masked else 0  # the second byte's mask bit this side must see
         try:
             while n - pos >= 2:
-                fin, opcode, has_mask, length = _frame_head(buf[pos], buf[pos + 1], masked)
+                b0, b1 = buf[pos], buf[pos + 1]
+                if b0 == 0x81 and b1 & 0x80 == whole and not assembler._opcode:
+                    # Nearly every frame: a whole text message (a media message, a Realtime
+                    # event). Such a header passes every check of _frame_head, and outside a
+                    # fragmented message the budget is the assembler's whole limit.
+                    length = b1 & 0x7F
+                    start = pos + 2 + (0 if length < 126 else 2 if length == 126 else 8)
+                    if masked:
+                        start += 4
+                    if start > n:
+                        break
+                    if length >= 126:
+                        length = _long_length(length, buf[pos + 2 : start])
+                    if length > assembler.max_bytes and length > MAX_CONTROL_PAYLOAD:
+                        pos = start
+                        raise FrameError(CLOSE_TOO_BIG, "message_too_big", unread=length)
+                    end = start + length
+                    if end > n:
+                        break
+                    payload = buf[start:end]
+                    if masked:
+                        payload = unmask(payload, buf[start - 4 : start])
+                    if not payload.isascii():
+                        check_text(payload)
+                    pos = self._pos = end
+                    yield OP_TEXT, payload
+                    continue
+                fin, opcode, has_mask, length = _frame_head(b0, b1, masked)
                 start = pos + 2 + (2 if length == 126 else 8 if length == 127 else 0)
                 if has_mask:
                     start += 4
