@@ -387,33 +387,14 @@ class FrameBuffer:
         try:
             while n - pos >= 2:
                 b0, b1 = buf[pos], buf[pos + 1]
-                if b0 == 0x81 and b1 & 0x80 == whole and not assembler._opcode:
-                    # Nearly every frame: a whole text message (a media message, a Realtime
-                    # event). Such a header passes every check of _frame_head, and outside a
-                    # fragmented message the budget is the assembler's whole limit.
-                    length = b1 & 0x7F
-                    start = pos + 2 + (0 if length < 126 else 2 if length == 126 else 8)
-                    if masked:
-                        start += 4
-                    if start > n:
-                        break
-                    if length >= 126:
-                        length = _long_length(length, buf[pos + 2 : start])
-                    if length > assembler.max_bytes and length > MAX_CONTROL_PAYLOAD:
-                        pos = start
-                        raise FrameError(CLOSE_TOO_BIG, "message_too_big", unread=length)
-                    end = start + length
-                    if end > n:
-                        break
-                    payload = buf[start:end]
-                    if masked:
-                        payload = unmask(payload, buf[start - 4 : start])
-                    if not payload.isascii():
-                        check_text(payload)
-                    pos = self._pos = end
-                    yield OP_TEXT, payload
-                    continue
-                fin, opcode, has_mask, length = _frame_head(b0, b1, masked)
+                # Nearly every frame is a whole text message (a media message, a Realtime
+                # event): its header passes every check of _frame_head, and outside a
+                # fragmented message its budget is the assembler's whole limit.
+                whole_text = b0 == 0x81 and b1 & 0x80 == whole and not assembler._opcode
+                if whole_text:
+                    fin, opcode, has_mask, length = True, OP_TEXT, masked, b1 & 0x7F
+                else:
+                    fin, opcode, has_mask, length = _frame_head(b0, b1, masked)
                 start = pos + 2 + (2 if length == 126 else 8 if length == 127 else 0)
                 if has_mask:
                     start += 4
@@ -421,7 +402,10 @@ class FrameBuffer:
                     break
                 if length >= 126:
                     length = _long_length(length, buf[pos + 2 : start])
-                if length > assembler.budget():
+                if length > (
+                    max(assembler.max_bytes, MAX_CONTROL_PAYLOAD) if whole_text
+                    else assembler.budget()
+                ):  # fmt: skip
                     pos = start
                     raise FrameError(CLOSE_TOO_BIG, "message_too_big", unread=length)
                 end = start + length
@@ -431,6 +415,12 @@ class FrameBuffer:
                 if has_mask:
                     payload = unmask(payload, buf[start - 4 : start])
                 pos = end
+                if whole_text:
+                    if not payload.isascii():
+                        check_text(payload)
+                    self._pos = pos
+                    yield OP_TEXT, payload
+                    continue
                 got = assembler.add(fin, opcode, payload)
                 if got is not None:
                     self._pos = pos
