@@ -9,7 +9,7 @@ loopback port, runs ``wstest -m fuzzingclient`` against it and prints each behav
 (OK / NON-STRICT / INFORMATIONAL / UNIMPLEMENTED / FAILED) from the JSON report, then every
 case that is not OK or INFORMATIONAL. The full HTML report is in ``var/autobahn/reports``
 (``var/autobahn/reports-hub`` with ``--hub``: the echo switches to
-:meth:`relay.frames.FastWebSocket.start_hub` after the first message, the push path that
+:meth:`relay.wire.server_socket.FastWebSocket.start_hub` after the first message, the push path that
 Twilio calls use).
 
 ``autobahntestsuite`` runs on Python 2.7 only. On first run it is installed with pyenv's 2.7

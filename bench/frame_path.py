@@ -4,8 +4,8 @@
     python -m bench.frame_path --upstream     # client side: candidate OpenAI socket clients
 
 The first measures in memory (no sockets): a Twilio ``media`` frame as a browser/Twilio sends
-it, read by ``geventwebsocket.websocket.WebSocket`` and by ``relay.frames.FastWebSocket``, plus
-the two costs the stock reader is known for (unmasking, UTF-8 validation) on their own.
+it, read by ``geventwebsocket.websocket.WebSocket`` and by
+``relay.wire.server_socket.FastWebSocket``, plus the two costs the stock reader is known for (unmasking, UTF-8 validation) on their own.
 
 The second runs each client against a loopback server under gevent and reports CPU per
 received 1.7 kB ``response.output_audio.delta`` and per sent 0.4 kB append (process CPU, so
@@ -36,7 +36,7 @@ def media_frame_json(size: int = 391) -> bytes:
 
 
 def masked_frame(payload: bytes) -> bytes:
-    from relay.frames import OP_TEXT, encode_header, unmask
+    from relay.wire.server_socket import OP_TEXT, encode_header, unmask
 
     mask = os.urandom(4)
     return encode_header(OP_TEXT, len(payload), mask=mask) + unmask(payload, mask)
@@ -64,8 +64,8 @@ def server_side() -> None:
     from geventwebsocket.utf8validator import Utf8Validator
     from geventwebsocket.websocket import Header, WebSocket
 
-    from relay.codec import xor_mask
-    from relay.frames import FastWebSocket, check_text, unmask
+    from relay.wire.codec import xor_mask
+    from relay.wire.server_socket import FastWebSocket, check_text, unmask
 
     payload = media_frame_json()
     frame = masked_frame(payload)

@@ -19,7 +19,7 @@ from collections.abc import Callable  # noqa: E402
 
 import gevent  # noqa: E402
 
-from relay.codec import accept_key  # noqa: E402
+from relay.wire.codec import accept_key  # noqa: E402
 
 EVENT = (
     '{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1",'
@@ -104,11 +104,11 @@ def main(count: int) -> None:
     import websocket
     from websockets.sync.client import connect as ws_connect
 
-    from relay.upstream import connect
+    from relay.wire.upstream import connect
 
     print(f"{count} messages per client; process CPU per message")
     _run("raw read (floor)", _RawRead, lambda c: c.recv(), lambda c, m: None, count)
-    _run("relay.upstream", lambda u: connect(u, "k"), lambda c: c.receive_raw(),
+    _run("relay.wire.upstream", lambda u: connect(u, "k"), lambda c: c.receive_raw(),
          lambda c, m: c.send(m), count)  # fmt: skip
     _run(
         "websocket-client (skip UTF-8 check)",

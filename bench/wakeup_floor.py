@@ -10,7 +10,7 @@ three sockets per call; a raw asyncio client writes 400 bytes on each socket eve
 phases spread; the server echoes on two sockets of three and reads the third. The server's
 CPU per call-minute is what the relay's design costs on this machine before it does any work.
 
-``--callbacks``: the same socket work from libev callbacks in the hub (as :mod:`relay.hub_io`
+``--callbacks``: the same socket work from libev callbacks in the hub (as :mod:`relay.wire.hub_io`
 does for calls) instead of a greenlet blocked in ``recv`` per socket: no greenlet switch per
 message.
 """
@@ -30,7 +30,7 @@ PERIOD_S = 0.020
 
 
 def serve_callbacks(port: int) -> None:
-    """The floor of :mod:`relay.hub_io`: one read watcher per socket, recv and send in place."""
+    """The floor of :mod:`relay.wire.hub_io`: a read watcher per socket, recv and send in place."""
     import socket
 
     import gevent

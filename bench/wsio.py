@@ -5,7 +5,7 @@ must stamp arrival times when the bytes arrive, not when a library gets round to
 So both sides are ``asyncio.Protocol`` objects: ``data_received`` reads the clock once per
 chunk, and this module turns the chunk into messages (RFC 6455 framing, no extensions). Its
 framing is its own (push-based, asyncio-friendly), so the bench does not measure the relay's
-codec with itself; only the protocol constants come from :mod:`relay.codec`.
+codec with itself; only the protocol constants come from :mod:`relay.wire.codec`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 import struct
 
-from relay.codec import GUID, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT
-from relay.codec import accept_key as _accept_key
+from relay.wire.codec import GUID, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT
+from relay.wire.codec import accept_key as _accept_key
 
 __all__ = ["GUID", "OP_BINARY", "OP_CLOSE", "OP_CONT", "OP_PING", "OP_PONG", "OP_TEXT"]
 _U16 = struct.Struct("!H")

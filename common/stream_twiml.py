@@ -1,5 +1,5 @@
 """The TwiML that connects a call to the relay: ``/twilio/voice`` and the relay's handover
-(:mod:`relay.handover`) build it the same way.
+(:mod:`relay.call.handover`) build it the same way.
 
 ``<Connect action=PUBLIC_BASE_URL/twilio/voice/after><Stream url=RELAY_PUBLIC_URL/token/<t>>``:
 the token sits in the path because Twilio refuses a query string on ``<Stream url>``; the rest

@@ -2,7 +2,7 @@
 
 Monkey-patching comes first so Redis (admission) and every socket cooperate with gevent. On
 SIGTERM (a deploy) the relay drains: it refuses new sessions (``/healthz`` answers 503
-``draining``), hands every live call to another relay process (:mod:`relay.handover`), closes
+``draining``), hands every live call to another relay process (:mod:`relay.call.handover`), closes
 browser sessions with 1012 so the page reconnects, waits up to ``RELAY_DRAIN_SECONDS`` for
 them all to go, and exits.
 """

@@ -21,8 +21,8 @@ from geventwebsocket.websocket import Stream
 
 from relay import admission, metrics
 from relay.admission import Admitted, Refusal
-from relay.codec import accept_key
-from relay.frames import FastWebSocket
+from relay.wire.codec import accept_key
+from relay.wire.server_socket import FastWebSocket
 
 if TYPE_CHECKING:
     from relay.server import RelayApp

@@ -1,13 +1,13 @@
 """The relay's gevent server: upgrade handling, plain-HTTP routes, and session dispatch.
 
 gevent's pywsgi reads the request; :mod:`relay.handler` (a gevent-websocket
-``WebSocketHandler`` subclass) does the handshake itself with :func:`relay.codec.accept_key`
+``WebSocketHandler`` subclass) does the handshake itself with :func:`relay.wire.codec.accept_key`
 and adds what the relay needs around it:
 
 * every refusal happens *before* the 101 (token, Origin, rate, session caps, replay:
   :mod:`relay.admission`, :mod:`relay.capacity`), as an HTTP status with a one-line reason in
   the body, one log line and a ``relay_upgrades_refused_total{reason}`` count;
-* the socket is a :class:`relay.frames.FastWebSocket` (C-speed frame path, size limit);
+* the socket is a :class:`relay.wire.server_socket.FastWebSocket` (C-speed frame path, size limit);
 * the first requested ``Sec-WebSocket-Protocol`` is echoed.
 
 Plain HTTP: ``GET /token/<t>`` and ``/auth/<t>`` answer ``200 OK`` (uptime pings; tokens are
@@ -16,7 +16,7 @@ anything else ``426``. A request whose line and headers take longer than
 ``RELAY_HEADER_TIMEOUT_SECONDS`` is answered 408 and closed (slowloris: each such socket
 would otherwise hold a greenlet and a file descriptor for as long as the client likes).
 Sessions are dispatched by the token's origin through :attr:`RelayApp.surfaces`: ``client``
-(the website, :mod:`relay.browser`) and ``twilio`` (phone calls, :mod:`relay.twilio_session`).
+(the website, :mod:`relay.browser.session`) and ``twilio`` (phone calls, :mod:`relay.call.session`).
 A Twilio stream that fails admission is accepted and then closed 1008, so Twilio runs the
 TwiML after ``</Connect>`` and the caller hears the apology instead of an error tone.
 """
@@ -41,16 +41,16 @@ from common.prompts import website_prompt
 from common.twilio_client import make_client
 from relay import admission, metrics
 from relay.admission import Admitted, Gate, Refusal
-from relay.after_call import after_call
-from relay.browser import BrowserCore, BrowserSession
-from relay.browser_policy import owned_session_update
+from relay.browser.policy import owned_session_update
+from relay.browser.session import BrowserCore, BrowserSession
+from relay.call.after_call import after_call
+from relay.call.session import TwilioCall
 from relay.capacity import Capacity
-from relay.frames import FastWebSocket
 from relay.handler import RelayHandler
 from relay.handler import reply as _reply
 from relay.session_summary import SURFACES, Kind, record
-from relay.twilio_session import TwilioCall
-from relay.upstream import Upstream, connect, realtime_url
+from relay.wire.server_socket import FastWebSocket
+from relay.wire.upstream import Upstream, connect, realtime_url
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class RelayApp:
     def shutdown_sessions(self) -> None:
         """SIGTERM during a deploy: browser sessions are closed 1012 (service restart: the
         page reconnects with a new token), and each call is handed to another relay
-        (:mod:`relay.handover`); a call that cannot move ends the failure way, so its
+        (:mod:`relay.call.handover`); a call that cannot move ends the failure way, so its
         caller hears the apology TwiML rather than dead air."""
         self.draining = True
         for session in list(self.sessions):

@@ -1,8 +1,8 @@
 """What a finished relay session reports, and the one place it is recorded.
 
-Phone calls (:class:`relay.twilio_session.TwilioCall`) and browser sessions
-(:class:`relay.browser.BrowserSession`) both return a :class:`SessionSummary` from ``run()``;
-the server hands it to :func:`record`, which adds it to the metrics and writes the session's
+Phone calls (:class:`relay.call.session.TwilioCall`) and browser sessions
+(:class:`relay.browser.session.BrowserSession`) both return a :class:`SessionSummary` from
+``run()``; the server hands it to :func:`record`, which adds it to the metrics and writes the session's
 end line. The sessions count in plain ints while they run, so the frame path pays nothing for
 this (see :mod:`relay.metrics`).
 """
@@ -23,8 +23,8 @@ Kind = Literal["phone", "browser"]
 SURFACES: dict[Kind, str] = {"phone": TWILIO_ORIGIN, "browser": "browser"}
 #: The end lines keep the loggers they always had (log drains filter on them).
 _LOGS = {
-    "phone": logging.getLogger("relay.twilio_session"),
-    "browser": logging.getLogger("relay.browser"),
+    "phone": logging.getLogger("relay.call.session"),
+    "browser": logging.getLogger("relay.browser.session"),
 }
 
 

@@ -1,7 +1,7 @@
 """The assistant's tool calls on the relay's ``/metrics`` (the default registry).
 
-Both labels are bounded: ``tool`` is one of :data:`relay.call_tools.TOOL_NAMES` or
-``unknown``, ``outcome`` one of :data:`relay.call_tools.OUTCOMES`.
+Both labels are bounded: ``tool`` is one of :data:`relay.call.tools.TOOL_NAMES` or
+``unknown``, ``outcome`` one of :data:`relay.call.tools.OUTCOMES`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The gevent side of a tool call: perform the action a :class:`relay.bridge_types.RunTool`
+"""The gevent side of a tool call: perform the action a :class:`relay.call.outputs.RunTool`
 names (Twilio REST, Redis) in its own greenlet, so the frame loops never wait on I/O.
 
 Actions are not killed with the call: a text half-sent when the caller hangs up still
@@ -14,8 +14,8 @@ from twilio.rest import Client
 
 from common.config import Config
 from common.twilio_client import make_client
-from relay import call_actions
-from relay.call_tools import ToolOutcome
+from relay.call import actions as call_actions
+from relay.call.tools import ToolOutcome
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class ToolRunner:
         self._client: Client | None = None
 
     def perform(self, done: ToolOutcome) -> str:
-        """Blocking: the result word :func:`relay.call_actions.perform` gives, ``failed`` if
+        """Blocking: the result word :func:`relay.call.actions.perform` gives, ``failed`` if
         it could not even start (no Twilio credentials, an unexpected error)."""
         try:
             if self._client is None:

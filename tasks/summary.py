@@ -1,6 +1,6 @@
 """The after-call summary: every call ends with a short text to staff.
 
-The relay queues this task by name (:func:`relay.notify.queue_summary`) with the call's
+The relay queues this task by name (:func:`relay.call.notify.queue_summary`) with the call's
 record when a call ends. A worker summarises it with the chat model (who called, why, what the
 assistant answered or promised, messages taken, transfers, follow-ups; at most
 :data:`MAX_SUMMARY_CHARS`) and texts it from the bot's number to every ``STAFF_NOTIFY_TO``

@@ -1,6 +1,6 @@
 """Transfer to staff: the TwiML Twilio fetches after the relay redirects a live call.
 
-1. The relay (``relay.call_actions.transfer``) keeps the caller's number and reason in Redis
+1. The relay (``relay.call.actions.transfer``) keeps the caller's number and reason in Redis
    (``common.call_keys``) and redirects the call to ``POST /twilio/voice/transfer``, which dials
    ``STAFF_TRANSFER_NUMBER`` from the bot number (``<Dial callerId>`` must be one of our
    numbers, so the caller's number is spoken in the whisper instead).

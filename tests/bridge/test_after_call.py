@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from relay import after_call, notify
-from relay.bridge_types import EndCall, Transcript
+from relay.call import after_call, notify
+from relay.call.outputs import EndCall, Transcript
 
 CALL_SID = "CA" + "2" * 32
 
@@ -103,7 +103,7 @@ def test_only_voicemail_notify_to_keeps_the_voicemail_notice(
 def test_no_destination_queues_nothing_and_says_why_once(
     queued: list, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="relay.after_call")
+    caplog.set_level(logging.INFO, logger="relay.call.after_call")
     after_call._warned_no_destination = False
     for _ in range(2):
         after_call.after_call(cfg(), FakeCall(FakeBridge()), EndCall("caller_hung_up", True), 0.0)

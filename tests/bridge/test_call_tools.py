@@ -22,7 +22,7 @@ from pydantic import Field, TypeAdapter
 
 from common import prompts
 from common.staff_hours import parse as parse_hours
-from relay.call_tools import (
+from relay.call.tools import (
     END_CALL,
     MAX_TEXTS_PER_CALL,
     SEND_TEXT,

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from common import prompts
-from relay.handover import CallState, LoadResume
-from relay.reconnect import Reconnect
-from relay.twilio_bridge import BridgeSettings, EndCall, ToOpenAI, TwilioBridge
+from relay.call.bridge import BridgeSettings, EndCall, ToOpenAI, TwilioBridge
+from relay.call.handover import CallState, LoadResume
+from relay.call.reconnect import Reconnect
 from sandbox.realtime_sim import schema
 from tests.bridge.test_twilio_bridge import (
     CALL_SID,

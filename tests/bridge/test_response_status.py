@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from relay.greeting import ResponseEnd
-from relay.twilio_bridge import EndCall, TwilioBridge
+from relay.call.bridge import EndCall, TwilioBridge
+from relay.call.greeting import ResponseEnd
 from tests.bridge.test_twilio_bridge import SID, make, openai_msgs, speak, twilio_msgs
 
 VOICEMAIL = {"amd": "machine_end_beep", "direction": "outbound"}
@@ -63,7 +63,7 @@ def test_failed_voicemail_is_retried_once_then_spoken() -> None:
 def test_voicemail_failing_twice_takes_the_apology_path(caplog: pytest.LogCaptureFixture) -> None:
     bridge, _ = make(VOICEMAIL)
     created(bridge, "resp_1", 1.0)
-    with caplog.at_level(logging.INFO, logger="relay.twilio_bridge"):
+    with caplog.at_level(logging.INFO, logger="relay.call.bridge"):
         bridge.on_openai(failed("resp_1", "rate_limit_exceeded"), 1.1)
         created(bridge, "resp_2", 1.2)
         outs = bridge.on_openai(failed("resp_2"), 1.3)

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from common import prompts
-from relay.bridge_types import RunTool
-from relay.call_tools import SendText, TakeMessage, ToolSettings, Transfer
-from relay.twilio_bridge import BridgeSettings, EndCall, TwilioBridge
+from relay.call.bridge import BridgeSettings, EndCall, TwilioBridge
+from relay.call.outputs import RunTool
+from relay.call.tools import SendText, TakeMessage, ToolSettings, Transfer
 from sandbox.realtime_sim import schema
 from tests.bridge.test_twilio_bridge import (
     CALL_SID,

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from common import prompts
-from relay.playback import PlaybackTracker, b64_decoded_len
-from relay.twilio_bridge import BridgeSettings, EndCall, ToOpenAI, ToTwilio, TwilioBridge
+from relay.call.bridge import BridgeSettings, EndCall, ToOpenAI, ToTwilio, TwilioBridge
+from relay.call.playback import PlaybackTracker, b64_decoded_len
 
 SID = "MZ" + "1" * 32
 CALL_SID = "CA" + "2" * 32

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from common.end_reasons import EndReason
-from relay.browser import BrowserCore, Close, ToBrowser, ToUpstream
-from relay.frames import OP_BINARY, OP_TEXT
+from relay.browser.session import BrowserCore, Close, ToBrowser, ToUpstream
+from relay.wire.server_socket import OP_BINARY, OP_TEXT
 
 
 def error_code(out) -> str:

@@ -15,8 +15,7 @@ from openai.types.realtime import (
 )
 
 from common.prompts import IDENTITY, voice_prompt, website_prompt
-from relay.browser import BrowserCore, Close, Reply, ToUpstream
-from relay.browser_policy import (
+from relay.browser.policy import (
     CLIENT_EVENT_TYPES,
     SESSION_ALLOWED,
     STRIPPED_CODE,
@@ -24,7 +23,8 @@ from relay.browser_policy import (
     owned_session_update,
     police,
 )
-from relay.frames import OP_TEXT
+from relay.browser.session import BrowserCore, Close, Reply, ToUpstream
+from relay.wire.server_socket import OP_TEXT
 from sandbox.realtime_sim import schema
 
 OPENING = owned_session_update(website_prompt(dt.date(2026, 12, 1)), "ash")

@@ -2,7 +2,7 @@
 simulator upstream, and a signed Media Streams socket that turns hostile mid-call.
 
 The relay reads a call's first message with ``receive_raw`` and every later one from the
-gevent hub (``FastWebSocket.start_hub``: relay.hub_io's push parser), so whatever breaks the
+gevent hub (``FastWebSocket.start_hub``: relay.wire.hub_io's push parser), so whatever breaks the
 protocol after ``connected`` is met by the hub path. The browser surface's equivalents are in
 test_browser_session.py; the frame rules themselves in test_codec.py and test_frames.py.
 """
@@ -23,8 +23,8 @@ import pytest
 import websocket
 
 from common import tokens
-from relay.codec import encode_header, unmask
-from relay.hub_io import OUTBOX_LIMIT
+from relay.wire.codec import encode_header, unmask
+from relay.wire.hub_io import OUTBOX_LIMIT
 from tests.relay.conftest import KEY, Relay, Sim, http, metric, run_sim, wait_closed, wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_url")

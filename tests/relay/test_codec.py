@@ -1,4 +1,4 @@
-"""The WebSocket protocol core (relay.codec) without sockets: frames, messages, close rules."""
+"""The WebSocket protocol core (relay.wire.codec) without sockets: frames, messages, close rules."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.codec import (
+from relay.wire.codec import (
     GUID,
     OP_BINARY,
     OP_CLOSE,

@@ -1,4 +1,5 @@
-"""relay.frames: FastWebSocket over a byte buffer, and over a real socket pair under gevent.
+"""relay.wire.server_socket: FastWebSocket over a byte buffer, and over a real socket pair
+under gevent.
 
 The codec itself is tested in test_codec.py."""
 
@@ -10,7 +11,7 @@ import os
 import pytest
 from geventwebsocket.websocket import Stream
 
-from relay.frames import (
+from relay.wire.server_socket import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,

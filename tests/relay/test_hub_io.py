@@ -1,4 +1,4 @@
-"""relay.hub_io over real socket pairs under gevent: the hub's reader, the never-blocking
+"""relay.wire.hub_io over real socket pairs under gevent: the hub's reader, the never-blocking
 Outbox, and the frame pump that joins HubReader and FrameBuffer.
 
 What "never blocks" means is shown by switches, not by clocks: a write that returned without
@@ -17,7 +17,7 @@ import gevent.event
 import gevent.socket
 import pytest
 
-from relay.codec import (
+from relay.wire.codec import (
     OP_BINARY,
     OP_CONT,
     OP_PING,
@@ -29,7 +29,7 @@ from relay.codec import (
     encode_header,
     unmask,
 )
-from relay.hub_io import HubReader, MessagePump, Outbox, PeerNotReading, os_socket
+from relay.wire.hub_io import HubReader, MessagePump, Outbox, PeerNotReading, os_socket
 from tests.relay.hub_peer import CEILING
 
 

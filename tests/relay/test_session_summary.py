@@ -16,12 +16,13 @@ from prometheus_client import REGISTRY
 
 from common.config import load_config
 from common.end_reasons import EndReason
-from relay import session_summary, twilio_session
-from relay.browser import BrowserSession
-from relay.codec import OP_TEXT
-from relay.hub_io import PeerNotReading
+from relay import session_summary
+from relay.browser.session import BrowserSession
+from relay.call import session as twilio_session
+from relay.call.session import TwilioCall
 from relay.session_summary import SessionSummary, record
-from relay.twilio_session import TwilioCall
+from relay.wire.codec import OP_TEXT
+from relay.wire.hub_io import PeerNotReading
 
 CALL_SID = "CA" + "4" * 32
 STREAM_SID = "MZ" + "5" * 32
@@ -176,7 +177,7 @@ def test_twilio_not_reading_ends_the_call_as_stalled(
         }
     )
     twilio, openai = StalledTwilio([START]), LateOpenAI([delta, delta])
-    with caplog.at_level(logging.WARNING, logger="relay.twilio_session"):
+    with caplog.at_level(logging.WARNING, logger="relay.call.session"):
         summary = call(cfg, twilio, openai).run()
     assert summary.reason is EndReason.TWILIO_STALLED and not summary.deliberate
     assert recorded_ends == []  # a failure: the web process apologises on the call
@@ -246,13 +247,13 @@ def test_record_counts_a_call_and_writes_its_end_line(caplog: pytest.LogCaptureF
         "in": sample("relay_frames_total", surface="twilio", direction="in"),
         "barge": sample("relay_barge_ins_total"),
     }
-    with caplog.at_level(logging.INFO, logger="relay.twilio_session"):
+    with caplog.at_level(logging.INFO, logger="relay.call.session"):
         record(phone())
     assert sample("relay_sessions_total", **labels) == before["sessions"] + 1
     assert sample("relay_frames_total", surface="twilio", direction="in") == before["in"] + 7
     assert sample("relay_barge_ins_total") == before["barge"] + 2
     [line] = [r for r in caplog.records if r.getMessage().startswith("call ended")]
-    assert line.name == "relay.twilio_session"
+    assert line.name == "relay.call.session"
     assert line.getMessage() == (
         "call ended (deliberate) after 12.5 s: 3 transcript lines (1 caller, 2 assistant)"
     )
@@ -261,7 +262,7 @@ def test_record_counts_a_call_and_writes_its_end_line(caplog: pytest.LogCaptureF
 
 
 def test_the_end_line_names_frames_that_were_skipped(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="relay.twilio_session"):
+    with caplog.at_level(logging.INFO, logger="relay.call.session"):
         record(phone(reason=EndReason.UPSTREAM_LOST, deliberate=False, malformed=2, bad_media=1))
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("call ended")]
     assert line.startswith("call ended (upstream lost) after 12.5 s")
@@ -286,12 +287,12 @@ def test_record_counts_a_browser_session(caplog: pytest.LogCaptureFixture) -> No
         client_ip="203.0.113.9",
     )
     assert summary.label == EndReason.UPSTREAM_CLOSED
-    with caplog.at_level(logging.INFO, logger="relay.browser"):
+    with caplog.at_level(logging.INFO, logger="relay.browser.session"):
         record(summary)
     assert sample("relay_sessions_total", **labels) == before + 1
     assert sample("relay_browser_events_policed_total") == policed + 3
     [line] = [r for r in caplog.records if r.getMessage().startswith("browser session ended")]
-    assert line.name == "relay.browser"
+    assert line.name == "relay.browser.session"
     assert line.getMessage() == (
         "browser session ended after 2.0 s (4 in, 5 out, 3 policed, close 1011)"
     )

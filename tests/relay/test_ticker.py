@@ -1,4 +1,4 @@
-"""relay.ticker: one greenlet ticks every live call; a failing call does not stop the clock."""
+"""relay.call.ticker: one greenlet ticks every live call; a failing call does not stop the clock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import gevent
 import pytest
 
-from relay.ticker import TICK_SECONDS, Ticker
+from relay.call.ticker import TICK_SECONDS, Ticker
 
 
 class Call:
@@ -30,7 +30,7 @@ def test_every_call_is_ticked_from_one_greenlet_and_a_failure_is_logged(
     ticker.add(good)
     ticker.add(bad)
     first = ticker._greenlet
-    with caplog.at_level(logging.ERROR, logger="relay.ticker"), gevent.Timeout(5):  # a ceiling
+    with caplog.at_level(logging.ERROR, logger="relay.call.ticker"), gevent.Timeout(5):  # a ceiling
         while len(good.ticks) < 3:
             gevent.sleep(TICK_SECONDS / 4)
     assert ticker._greenlet is first  # one greenlet for both calls

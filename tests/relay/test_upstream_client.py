@@ -1,4 +1,5 @@
-"""relay.upstream: the OpenAI client side over a real loopback socket, against a scripted server.
+"""relay.wire.upstream: the OpenAI client side over a real loopback socket, against a scripted
+server.
 
 The server is a thread with a plain socket: it answers the upgrade, writes the frames a test
 gives it, and records every byte the client sends until the client closes.
@@ -12,7 +13,7 @@ import threading
 
 import pytest
 
-from relay.codec import (
+from relay.wire.codec import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -25,7 +26,7 @@ from relay.codec import (
     encode_header,
     read_frame,
 )
-from relay.upstream import RealtimeSocket, UpstreamError, connect, realtime_url
+from relay.wire.upstream import RealtimeSocket, UpstreamError, connect, realtime_url
 from tests.relay.hub_peer import CEILING, HubRecorder
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.notify import callee_of
+from relay.call.notify import callee_of
 from tasks.voicemail import MAX_SMS_CHARS, notice_text
 
 SID = "CA" + "4" * 32
@@ -44,7 +44,7 @@ def test_a_notice_that_cannot_be_queued_is_logged_and_counted(monkeypatch, caplo
     from celery import Celery
     from prometheus_client import REGISTRY
 
-    from relay import notify
+    from relay.call import notify
     from tests.support import free_port
 
     def lost() -> float:

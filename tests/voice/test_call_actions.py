@@ -1,4 +1,4 @@
-"""relay.call_actions against the Twilio simulator (a subprocess) and the suite's Redis."""
+"""relay.call.actions against the Twilio simulator (a subprocess) and the suite's Redis."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import redis
 from common import call_keys
 from common.config import Config, load_config
 from common.twilio_client import make_client
-from relay import call_actions
-from relay.call_tools import Nothing, SendText, TakeMessage, ToolBox, ToolSettings
+from relay.call import actions as call_actions
+from relay.call.tools import Nothing, SendText, TakeMessage, ToolBox, ToolSettings
 from sandbox import services
 from sandbox.services import Credentials, clean_environment
 from sandbox.stack import ProcessStack
@@ -89,7 +89,7 @@ def test_send_text_sends_one_sms_from_the_bot_number(sim: Sim) -> None:
 
 def test_send_text_to_a_number_twilio_refuses(sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
     cfg = sim.config()
-    with caplog.at_level(logging.WARNING, logger="relay.call_actions"):
+    with caplog.at_level(logging.WARNING, logger="relay.call.actions"):
         result = call_actions.send_text(make_client(cfg), cfg, "555-0100", "hi")
     assert result == "refused"  # 21211: a short word, never Twilio's text
     assert "21211" in caplog.text  # which stays in the log

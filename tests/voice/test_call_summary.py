@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from relay import notify
+from relay.call import notify
 from tests.conftest import REDIS_URL
 from tests.sms.stack import Stack
 from tests.support import wait_for

@@ -1,6 +1,6 @@
 """What the call bridge is configured with and what it returns: plain values, no I/O.
 
-Kept apart from :mod:`relay.twilio_bridge` so the bridge module stays about decisions.
+Kept apart from :mod:`relay.call.bridge` so the bridge module stays about decisions.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from common.end_reasons import EndReason
-from relay.call_tools import ToolOutcome, ToolSettings
-from relay.handover import LoadResume
-from relay.reconnect import Reconnect
+from relay.call.handover import LoadResume
+from relay.call.reconnect import Reconnect
+from relay.call.tools import ToolOutcome, ToolSettings
 
 if TYPE_CHECKING:
     from common.config import Config
@@ -75,7 +75,7 @@ class EndCall:
 @dataclass(frozen=True)
 class RunTool:
     """Perform ``outcome.action`` off the frame loops (:mod:`relay.tool_runner`), then give
-    the bridge's ``on_tool_result`` what :func:`relay.call_actions.perform` returned."""
+    the bridge's ``on_tool_result`` what :func:`relay.call.actions.perform` returned."""
 
     outcome: ToolOutcome
 

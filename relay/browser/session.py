@@ -3,7 +3,7 @@
 The browser speaks the Realtime protocol itself; the relay holds the API key, admits only
 GateFrames pages (see :mod:`relay.admission`), caps the session, and owns what the assistant
 is told: with ``BROWSER_SESSION_POLICY=owned`` (the default) the relay's own ``session.update``
-goes first and every browser event is policed by :mod:`relay.browser_policy` (fields a page
+goes first and every browser event is policed by :mod:`relay.browser.policy` (fields a page
 may not set are stripped and named in an ``error`` event). Audio appends, the bulk of the
 traffic, pass byte for byte after the one ``orjson.loads`` every frame gets; OpenAI's events
 pass to the browser byte for byte. ``passthrough`` (unsafe) relays the browser's events
@@ -28,11 +28,17 @@ import gevent.event
 import orjson
 
 from common.end_reasons import EndReason
-from relay.browser_policy import Verdict, error_event, police
-from relay.codec import CloseCode
-from relay.frames import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_AGAIN, OP_TEXT, FastWebSocket
+from relay.browser.policy import Verdict, error_event, police
 from relay.session_summary import SessionSummary
-from relay.upstream import Upstream, UpstreamError
+from relay.wire.codec import CloseCode
+from relay.wire.server_socket import (
+    CLOSE_INTERNAL,
+    CLOSE_NORMAL,
+    CLOSE_TRY_AGAIN,
+    OP_TEXT,
+    FastWebSocket,
+)
+from relay.wire.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""The assistant's tools inside a live call: the bridge's side of :mod:`relay.call_tools`.
+"""The assistant's tools inside a live call: the bridge's side of :mod:`relay.call.tools`.
 
-A mixin of :class:`relay.twilio_bridge.TwilioBridge`, sans-I/O like it (kept apart so the bridge
+A mixin of :class:`relay.call.bridge.TwilioBridge`, sans-I/O like it (kept apart so the bridge
 module stays about audio). The GA function-calling sequence, as the bridge runs it:
 
 1. A function call arrives as ``response.function_call_arguments.done`` and again inside
-   ``response.done``; :meth:`relay.call_tools.ToolBox.calls_in` keeps the first per
-   ``call_id``. The :class:`~relay.call_tools.ToolBox` decides it.
+   ``response.done``; :meth:`relay.call.tools.ToolBox.calls_in` keeps the first per
+   ``call_id``. The :class:`~relay.call.tools.ToolBox` decides it.
 2. A call that needs I/O (``send_text``, ``take_message``) becomes a :class:`RunTool` for the
    session, which performs it in a greenlet (:mod:`relay.tool_runner`) and hands the result to
    :meth:`ToolCalls.on_tool_result`. Every other call is answered at once.
@@ -28,8 +28,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from common.end_reasons import EndReason
-from relay.bridge_types import RunTool
-from relay.call_tools import (
+from relay.call.greeting import session_update
+from relay.call.notify import callee_of
+from relay.call.outputs import RunTool
+from relay.call.tools import (
     Hangup,
     ToolBox,
     ToolOutcome,
@@ -38,14 +40,12 @@ from relay.call_tools import (
     function_call_output,
     response_create,
 )
-from relay.greeting import session_update
-from relay.notify import callee_of
 
 if TYPE_CHECKING:
-    from relay.bridge_types import BridgeSettings, Output, Transcript
-    from relay.playback import PlaybackTracker
+    from relay.call.outputs import BridgeSettings, Output, Transcript
+    from relay.call.playback import PlaybackTracker
 
-log = logging.getLogger("relay.twilio_bridge")
+log = logging.getLogger("relay.call.bridge")
 
 #: Sentinel mark purposes: the goodbye, or the "connecting you" line, has played.
 HANGUP_PLAYED = "tool_goodbye_played"

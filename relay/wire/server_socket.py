@@ -1,4 +1,4 @@
-"""The gevent I/O side of the relay's server sockets (Twilio, browsers), on :mod:`relay.codec`.
+"""The gevent I/O side of the relay's server sockets (Twilio, browsers), on :mod:`relay.wire.codec`.
 
 gevent-websocket does the HTTP upgrade well, but its reader walks every payload byte in Python
 twice (a per-byte XOR loop to unmask, a table-driven UTF-8 state machine): about 140 µs of CPU
@@ -8,7 +8,7 @@ hundred per core.
 
 :class:`FastWebSocket` keeps the library's public surface (``receive``, ``send``, ``close``,
 ``closed``, ``origin``...) so the stock handler can create it, and replaces the frame path with
-the codec's (:class:`relay.codec.MessageAssembler`, server rules: client frames must be
+the codec's (:class:`relay.wire.codec.MessageAssembler`, server rules: client frames must be
 masked). Sends are serialised by a lock, because several greenlets write to one browser.
 This module also holds the socket helpers the upstream client shares (:class:`SocketReader`,
 :func:`fast_writer`). The codec's names are re-exported for the modules that import them here.
@@ -24,7 +24,7 @@ from socket import SHUT_WR
 import gevent.lock
 from geventwebsocket.websocket import WebSocket
 
-from relay.codec import (
+from relay.wire.codec import (
     CLOSE_INTERNAL,
     CLOSE_INVALID_DATA,
     CLOSE_NORMAL,
@@ -53,7 +53,7 @@ from relay.codec import (
     sendable_close_code,
     unmask,
 )
-from relay.hub_io import MessagePump, Outbox, os_socket
+from relay.wire.hub_io import MessagePump, Outbox, os_socket
 
 __all__ = [
     "CLOSE_INTERNAL",
@@ -160,7 +160,7 @@ class SocketReader:
         return self._first is None
 
     def take(self) -> bytes:
-        """Hand over the bytes read but not yet consumed (to :mod:`relay.hub_io`)."""
+        """Hand over the bytes read but not yet consumed (to :mod:`relay.wire.hub_io`)."""
         rest = self._buf[self._pos :]
         self._buf, self._pos = b"", 0
         return rest
@@ -199,7 +199,7 @@ def hub_pump(
     on_error: Callable[[FrameError], None],
     on_eof: Callable[[BaseException | None], None],
 ) -> MessagePump | None:
-    """A :class:`relay.hub_io.MessagePump` that takes over from ``read`` (a
+    """A :class:`relay.wire.hub_io.MessagePump` that takes over from ``read`` (a
     :meth:`SocketReader.read`) with the bytes it still holds; None when it cannot: not a
     SocketReader, the handshake's buffered reader not yet emptied, or not a plain socket."""
     reader = getattr(read, "__self__", None)
@@ -301,14 +301,14 @@ class FastWebSocket(WebSocket):
         opcode, payload = got
         return payload.decode("utf-8") if opcode == OP_TEXT else payload
 
-    # -- reading from the hub (relay.hub_io) ------------------------------------------------
+    # -- reading from the hub (relay.wire.hub_io) ------------------------------------------------
     def start_hub(
         self, on_message: Callable[[int, bytes], None], on_end: Callable[[], None]
     ) -> bool:
         """Deliver messages from the hub instead of :meth:`receive_raw`: ``on_message(opcode,
         payload)`` per data message (text validated), then ``on_end()`` once when the socket
         closes, fails or breaks the protocol (answered here as :meth:`receive_raw` would).
-        Writes then go through an :class:`relay.hub_io.Outbox` and never block. Both
+        Writes then go through an :class:`relay.wire.hub_io.Outbox` and never block. Both
         callbacks run inside the hub: they must not block. False (nothing changed) when this
         socket cannot (TLS, a double's socket, bytes still in the handshake's reader: read one
         message with :meth:`receive_raw` first); call :meth:`stop_hub` when done either way."""

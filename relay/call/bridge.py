@@ -18,7 +18,18 @@ from typing import Any
 
 from common import prompts
 from common.end_reasons import EndReason
-from relay.bridge_types import (
+from relay.call.continuity import Continuity
+from relay.call.greeting import (
+    Greeting,
+    ResponseEnd,
+    Verdict,
+    direction_of,
+    greeting_item,
+    log_unfinished,
+)
+from relay.call.handover import PARAMETER as RESUME_PARAMETER
+from relay.call.handover import LoadResume
+from relay.call.outputs import (
     BENIGN_ERRORS,
     BridgeSettings,
     EndCall,
@@ -29,21 +40,10 @@ from relay.bridge_types import (
     dumps,
     transcript_of,
 )
-from relay.call_tool_flow import TOOL_EVENTS, ToolCalls
-from relay.continuity import Continuity
-from relay.greeting import (
-    Greeting,
-    ResponseEnd,
-    Verdict,
-    direction_of,
-    greeting_item,
-    log_unfinished,
-)
-from relay.handover import PARAMETER as RESUME_PARAMETER
-from relay.handover import LoadResume
-from relay.playback import PlaybackTracker
-from relay.reconnect import Reconnects
-from relay.replay import History
+from relay.call.playback import PlaybackTracker
+from relay.call.reconnect import Reconnects
+from relay.call.replay import History
+from relay.call.tool_flow import TOOL_EVENTS, ToolCalls
 
 __all__ = ["BridgeSettings", "EndCall", "Output", "ToOpenAI", "ToTwilio", "TwilioBridge"]
 
@@ -57,8 +57,8 @@ class TwilioBridge(ToolCalls, Continuity):
     """One call. Not thread-safe; the relay drives it from one greenlet at a time.
 
     Reconnects after an upstream drop and handovers to another relay live in
-    :class:`relay.continuity.Continuity`, the assistant's tools in
-    :class:`relay.call_tool_flow.ToolCalls`."""
+    :class:`relay.call.continuity.Continuity`, the assistant's tools in
+    :class:`relay.call.tool_flow.ToolCalls`."""
 
     def __init__(self, settings: BridgeSettings, now: float, call_sid: str = ""):
         self.s = settings

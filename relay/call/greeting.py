@@ -8,7 +8,7 @@ server error) produced nothing the caller heard, so the opening response (the gr
 the voicemail message) is asked for once more, and after a second failure the call takes the
 apology path: a voicemail that was not spoken must never be reported as left.
 
-Pure bookkeeping, like :mod:`relay.playback`; :class:`relay.twilio_bridge.TwilioBridge`
+Pure bookkeeping, like :mod:`relay.call.playback`; :class:`relay.call.bridge.TwilioBridge`
 sends the messages.
 """
 
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from common import prompts
 
 if TYPE_CHECKING:
-    from relay.twilio_bridge import BridgeSettings
+    from relay.call.bridge import BridgeSettings
 
-log = logging.getLogger("relay.twilio_bridge")
+log = logging.getLogger("relay.call.bridge")
 
 #: How many times a failed opening response is asked for again.
 RETRIES = 1
@@ -48,7 +48,7 @@ def session_update(
     s: BridgeSettings, voicemail: bool, tools: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """GA session for a phone leg: μ-law both ways, VAD, voice, prompt, transcription, and
-    for a live call the function tools (:mod:`relay.call_tools`)."""
+    for a live call the function tools (:mod:`relay.call.tools`)."""
     if voicemail:
         turn_detection: dict[str, Any] | None = None  # speak once; the beep is not a turn
     else:

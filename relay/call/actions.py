@@ -2,7 +2,7 @@
 
 The twilio SDK speaks through ``requests``, which gevent has patched in the relay, so each
 function blocks only its own greenlet; run them off the frame loops (``gevent.spawn``).
-Results are short words for :meth:`relay.call_tools.ToolBox.finish` and the logs; Twilio's
+Results are short words for :meth:`relay.call.tools.ToolBox.finish` and the logs; Twilio's
 own error text never reaches the model (it may name numbers or accounts), only the log.
 """
 
@@ -19,7 +19,7 @@ from twilio.rest import Client
 from common import call_keys
 from common.config import Config
 from common.redis_util import get_redis
-from relay.call_tools import Action, Hangup, SendText, TakeMessage, Transfer
+from relay.call.tools import Action, Hangup, SendText, TakeMessage, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ def take_message(call_sid: str, action: TakeMessage, store: redis.Redis | None =
 
 
 def perform(client: Client, cfg: Config, call_sid: str, caller: str, action: Action) -> str:
-    """Run one :data:`relay.call_tools.Action` (blocking: call it in its own greenlet); the
-    result as the functions above return it, ``""`` for :class:`relay.call_tools.Nothing`."""
+    """Run one :data:`relay.call.tools.Action` (blocking: call it in its own greenlet); the
+    result as the functions above return it, ``""`` for :class:`relay.call.tools.Nothing`."""
     if isinstance(action, SendText):
         return send_text(client, cfg, action.to, action.body, call_sid)
     if isinstance(action, TakeMessage):

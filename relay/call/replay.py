@@ -8,7 +8,7 @@ or the time cap keeps only the heard part), and replays it into the new session 
 ``conversation.item.create`` events (GA shapes: user ``input_text``, assistant
 ``output_text``), so the assistant carries on where it was instead of greeting again.
 
-Pure bookkeeping, like :mod:`relay.playback`; the bridge decides when to replay.
+Pure bookkeeping, like :mod:`relay.call.playback`; the bridge decides when to replay.
 """
 
 from __future__ import annotations

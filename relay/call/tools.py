@@ -1,6 +1,6 @@
 """What the voice assistant may do during a call: the GA Realtime function tools.
 
-Pure, in the style of :mod:`relay.twilio_bridge`: feed a :class:`ToolBox` the function calls
+Pure, in the style of :mod:`relay.call.bridge`: feed a :class:`ToolBox` the function calls
 OpenAI reports and the time; it validates the arguments, decides what should happen and
 returns the ``function_call_output`` text for the model plus an :data:`Action` for the call
 session to perform (hang up after a goodbye, transfer, send a text, keep a message). It never
@@ -311,7 +311,7 @@ class ToolBox:
 
     def __init__(self, settings: ToolSettings, caller: str = ""):
         self.s = settings
-        self.caller = caller  # E.164 of the other party (``relay.notify.callee_of``)
+        self.caller = caller  # E.164 of the other party (``relay.call.notify.callee_of``)
         self.records: list[ToolOutcome] = []
         self.ending = False  # a hang-up or transfer is under way: nothing more to do
         self._seen: set[str] = set()
@@ -419,7 +419,7 @@ class ToolBox:
         return self._record(call, "", action, "ok", args, count=False)
 
     def finish(self, outcome: ToolOutcome, result: str) -> ToolOutcome:
-        """The output once a pending action ran. ``result`` is what :mod:`relay.call_actions`
+        """The output once a pending action ran. ``result`` is what :mod:`relay.call.actions`
         returned: ``sent``/``refused``/``failed`` for a text, ``stored``/``failed`` for a
         message."""
         if isinstance(outcome.action, SendText):

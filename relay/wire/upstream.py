@@ -4,7 +4,7 @@ Why not a library: measured on loopback under gevent (``bench/frame_path.py --up
 websocket-client adds about 13 µs of CPU per received 1.7 kB event (its pure-Python frame reader;
 with UTF-8 validation left on, 400 µs), websockets' sync client about 9 µs, and the openai SDK's
 sync realtime client about 200 µs per send (it builds pydantic models). Reusing
-:mod:`relay.codec` costs about 1 µs. The client speaks only what the relay needs: one GET with
+:mod:`relay.wire.codec` costs about 1 µs. The client speaks only what the relay needs: one GET with
 ``Authorization: Bearer`` (no ``OpenAI-Beta`` header: the GA endpoint refuses it), masked
 sends, unmasked receives, ping/pong and close, with the same message assembler and checks as
 the relay's server side.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from relay.codec import (
+from relay.wire.codec import (
     CLOSE_NORMAL,
     OP_BINARY,
     OP_CLOSE,
@@ -38,8 +38,8 @@ from relay.codec import (
     new_key,
     parse_close,
 )
-from relay.frames import SocketReader, hub_pump
-from relay.hub_io import MessagePump, Outbox
+from relay.wire.hub_io import MessagePump, Outbox
+from relay.wire.server_socket import SocketReader, hub_pump
 
 #: Masking keys are drawn from this many bytes of ``os.urandom`` at a time.
 MASK_POOL_BYTES = 4096
@@ -60,7 +60,7 @@ class UpstreamError(Exception):
 class Upstream(Protocol):
     """What a session needs of the OpenAI Realtime socket (:class:`RealtimeSocket`, or a
     test double). ``receive_raw`` has the same shape as the downstream
-    :meth:`relay.frames.FastWebSocket.receive_raw`."""
+    :meth:`relay.wire.server_socket.FastWebSocket.receive_raw`."""
 
     #: The code of the server's close frame, once it sent one.
     close_code: int | None
@@ -81,7 +81,7 @@ def realtime_url(base: str, model: str) -> str:
 
 
 class RealtimeSocket:
-    """One open Realtime socket (the client side of :mod:`relay.codec`: server frames must be
+    """One open Realtime socket (the client side of :mod:`relay.wire.codec`: server frames must be
     unmasked, ours are masked). ``receive_raw`` from one greenlet; ``send`` from any."""
 
     def __init__(self, sock: socket.socket, reader):
@@ -125,13 +125,13 @@ class RealtimeSocket:
             self.closed = True
         return None
 
-    # -- receiving from the hub (relay.hub_io) ----------------------------------------------
+    # -- receiving from the hub (relay.wire.hub_io) ----------------------------------------------
     def start_hub(
         self, on_message: Callable[[int, bytes], None], on_end: Callable[[], None]
     ) -> bool:
         """Deliver events from the hub instead of :meth:`receive_raw` (as
-        :meth:`relay.frames.FastWebSocket.start_hub`): ``on_message(opcode, payload)`` per
-        message, then ``on_end()`` once. False when this socket cannot (TLS, or the
+        :meth:`relay.wire.server_socket.FastWebSocket.start_hub`): ``on_message(opcode,
+        payload)`` per message, then ``on_end()`` once. False when this socket cannot (TLS, or the
         handshake's reader may still hold bytes: read one event with :meth:`receive_raw`
         first). :meth:`close` stops it."""
         if self.closed or self._hub is not None:

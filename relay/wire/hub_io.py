@@ -28,7 +28,7 @@ import gevent
 import gevent.event
 import gevent.socket
 
-from relay.codec import FrameBuffer, FrameError
+from relay.wire.codec import FrameBuffer, FrameError
 
 log = logging.getLogger(__name__)
 

@@ -1,17 +1,17 @@
 """Calls that survive: the bridge's decisions when OpenAI drops, and when a relay hands a call
-to another relay process (a mixin of :class:`relay.twilio_bridge.TwilioBridge`, kept apart so
+to another relay process (a mixin of :class:`relay.call.bridge.TwilioBridge`, kept apart so
 the bridge module stays about the call itself).
 
 * **Upstream drop.** The reply under way is kept as far as it was generated (its audio is
   already in Twilio's buffer and keeps playing), caller audio in the gap is dropped, and a
-  :class:`relay.reconnect.Reconnect` asks the driver to dial again. The new session gets the
-  same ``session.update``, the conversation replayed (:mod:`relay.replay`) and, if a reply was
+  :class:`relay.call.reconnect.Reconnect` asks the driver to dial again. The new session gets the
+  same ``session.update``, the conversation replayed (:mod:`relay.call.replay`) and, if a reply was
   cut, a ``response.create`` to finish it; after a gap over 1.5 s that response starts with a
   short "Sorry, one moment". Only when the attempts run out does the call end (the apology).
 * **Handover.** :meth:`Continuity.hand_over` freezes the call and returns its state for
   Redis; the stream Twilio ends next is ``handed_over`` (no end reason recorded, so nothing is
   said). On the new relay the stream's ``resume`` parameter yields a
-  :class:`relay.handover.LoadResume`; :meth:`Continuity.on_resume` restores the call (the time
+  :class:`relay.call.handover.LoadResume`; :meth:`Continuity.on_resume` restores the call (the time
   cap still counts from the call's start) and carries on without a greeting.
 """
 
@@ -21,18 +21,18 @@ import logging
 from typing import TYPE_CHECKING
 
 from common.end_reasons import EndReason
-from relay.bridge_types import EndCall, ToOpenAI
-from relay.greeting import Greeting, continue_response, greeting_item
-from relay.handover import CallState
-from relay.reconnect import APOLOGY_GAP_SECONDS, Reconnects
-from relay.replay import History
-from relay.replay import items as replay_items
+from relay.call.greeting import Greeting, continue_response, greeting_item
+from relay.call.handover import CallState
+from relay.call.outputs import EndCall, ToOpenAI
+from relay.call.reconnect import APOLOGY_GAP_SECONDS, Reconnects
+from relay.call.replay import History
+from relay.call.replay import items as replay_items
 
 if TYPE_CHECKING:
-    from relay.bridge_types import BridgeSettings, Output, Transcript
-    from relay.playback import PlaybackTracker
+    from relay.call.outputs import BridgeSettings, Output, Transcript
+    from relay.call.playback import PlaybackTracker
 
-log = logging.getLogger("relay.twilio_bridge")
+log = logging.getLogger("relay.call.bridge")
 
 HANDOVER_CUT = "cut by a relay handover"
 
@@ -68,7 +68,7 @@ class Continuity:
     _continue: bool
     _awaiting_resume: bool
     _voicemail_deadline: float | None
-    tools: object | None  # relay.call_tools.ToolBox (relay.call_tool_flow)
+    tools: object | None  # relay.call.tools.ToolBox (relay.call.tool_flow)
 
     # Provided by TwilioBridge.
     def _openai(self, out: list[Output], obj: dict | str) -> None: ...
@@ -81,7 +81,7 @@ class Continuity:
     def _say_goodbye(self, out: list[Output], now: float) -> None: ...
     def _log_ctx(self) -> dict[str, str]: ...
 
-    if TYPE_CHECKING:  # real in relay.call_tool_flow.ToolCalls: a stub here would shadow it
+    if TYPE_CHECKING:  # real in relay.call.tool_flow.ToolCalls: a stub here would shadow it
 
         def _session_update(self) -> dict: ...
 
@@ -113,7 +113,7 @@ class Continuity:
 
     def on_upstream_closed(self, now: float) -> list[Output]:
         """The upstream socket died, or an attempt to open one failed: try again (a
-        :class:`relay.reconnect.Reconnect`) while the allowance lasts, else end the call."""
+        :class:`relay.call.reconnect.Reconnect`) while the allowance lasts, else end the call."""
         out: list[Output] = []
         if self.ended is not None or self._phase == "handover":
             return out  # a handover closes the upstream on purpose

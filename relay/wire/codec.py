@@ -2,7 +2,8 @@
 
 Parsing and serialising frames, message assembly, close codes and close-payload rules, UTF-8
 checks and the handshake's accept key. Both ends of the relay use it: the server side
-(:mod:`relay.frames`: Twilio and browsers) and the client side (:mod:`relay.upstream`: OpenAI).
+(:mod:`relay.wire.server_socket`: Twilio and browsers) and the client side
+(:mod:`relay.wire.upstream`: OpenAI).
 The sides differ in one rule: a server must refuse an unmasked frame, a client a masked one.
 
 Reading is pull-based or push-based over the same checks: :func:`read_frame` takes a blocking
@@ -345,7 +346,7 @@ class FrameBuffer:
     """The push side of the codec: bytes in as the kernel hands them over, messages out.
 
     :func:`read_frame` pulls with a blocking ``read(n)``; a reader driven by readiness
-    callbacks (:mod:`relay.hub_io`) cannot block, so it feeds whatever arrived and gets back
+    callbacks (:mod:`relay.wire.hub_io`) cannot block, so it feeds whatever arrived and gets back
     every message (and control frame) completed so far, in order, with the same checks (the
     same :class:`MessageAssembler`). An incomplete frame's bytes wait here for the rest.
 

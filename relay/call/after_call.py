@@ -36,15 +36,16 @@ from common.config import Config
 from common.end_reasons import VOICEMAIL_REASONS, EndReason
 from common.names import call_end_key
 from common.redis_util import get_redis
-from relay import metrics, notify
+from relay import metrics
+from relay.call import notify
 
 if TYPE_CHECKING:
-    from relay.bridge_types import EndCall
-    from relay.twilio_session import TwilioCall
+    from relay.call.outputs import EndCall
+    from relay.call.session import TwilioCall
 
 log = logging.getLogger(__name__)
 #: The lines written as the stream closes keep the call's logger.
-call_log = logging.getLogger("relay.twilio_session")
+call_log = logging.getLogger("relay.call.session")
 
 #: How long Twilio's /twilio/voice/after may still ask why the stream ended.
 END_REASON_TTL_SECONDS = 600
@@ -105,7 +106,7 @@ def count_call(call: TwilioCall, ended: EndCall) -> None:
 
 
 def record_of(call: TwilioCall, ended: EndCall, started_at: float, ended_at: float) -> dict:
-    """The call as :func:`relay.notify.queue_summary` documents it (notes added later)."""
+    """The call as :func:`relay.call.notify.queue_summary` documents it (notes added later)."""
     bridge = call.bridge
     direction = (bridge.params.get("direction") or "inbound").lower()
     return {

@@ -1,8 +1,8 @@
 """The gevent side of a phone call: move frames between Twilio, the bridge and OpenAI.
 
-All decisions live in :class:`relay.twilio_bridge.TwilioBridge`; this module only reads,
+All decisions live in :class:`relay.call.bridge.TwilioBridge`; this module only reads,
 writes and schedules. Per call, a greenlet per side opens and watches it while its messages
-arrive through hub callbacks (:mod:`relay.hub_io`), and one shared ticker drives the clocks.
+arrive through hub callbacks (:mod:`relay.wire.hub_io`), and one shared ticker drives the clocks.
 Whichever side ends first ends the call, and everything is released in ``finally`` blocks
 (no socket or greenlet outlives the call).
 """
@@ -24,23 +24,24 @@ from common.config import Config
 from common.end_reasons import EndReason
 from common.names import call_transcript_channel
 from common.redis_util import get_redis
-from relay import handover, metrics
-from relay.after_call import REST_HANGUP_REASONS, record_end, rest_hang_up
-from relay.bridge_types import RunTool
-from relay.handover import LoadResume
-from relay.hub_io import PeerNotReading
-from relay.reconnect import Reconnect
+from relay import metrics
+from relay.call import handover
+from relay.call.after_call import REST_HANGUP_REASONS, record_end, rest_hang_up
+from relay.call.bridge import BridgeSettings, EndCall, Output, ToOpenAI, ToTwilio, TwilioBridge
+from relay.call.handover import LoadResume
+from relay.call.outputs import RunTool
+from relay.call.reconnect import Reconnect
+from relay.call.ticker import TICKER
 from relay.session_summary import SessionSummary
-from relay.ticker import TICKER
 from relay.tool_runner import ToolRunner
-from relay.twilio_bridge import BridgeSettings, EndCall, Output, ToOpenAI, ToTwilio, TwilioBridge
-from relay.upstream import Upstream
+from relay.wire.hub_io import PeerNotReading
+from relay.wire.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
 
 class Downstream(Protocol):
-    """The Twilio WebSocket: :class:`relay.frames.FastWebSocket` (whose ``start_hub`` /
+    """The Twilio WebSocket: :class:`relay.wire.server_socket.FastWebSocket` (whose ``start_hub`` /
     ``stop_hub`` a test double may lack: then the call reads it from a greenlet)."""
 
     def receive_raw(self) -> tuple[int, bytes] | None: ...
@@ -152,7 +153,7 @@ class TwilioCall:
     def _pump(self, sock: Downstream | Upstream, handle: Callable[[int, bytes], None]) -> None:
         """Hand ``sock``'s messages to ``handle`` until the socket closes.
 
-        From the hub when the socket allows it (:mod:`relay.hub_io`: no greenlet switch per
+        From the hub when the socket allows it (:mod:`relay.wire.hub_io`: no greenlet switch per
         message, which is most of a call's CPU), else from this greenlet. The first message
         is read here either way: that empties the handshake's buffered reader.
         """
@@ -305,7 +306,7 @@ class TwilioCall:
         """The call is over: let tool actions under way finish, so its record has them."""
         gevent.joinall(self._actions, timeout=timeout)
 
-    # -- handover (relay.handover) ----------------------------------------------------------
+    # -- handover (relay.call.handover) ----------------------------------------------------------
     def _load_resume(self, resume_id: str) -> None:
         try:
             state = handover.claim(get_redis(), self.bridge.call_sid, resume_id)
@@ -362,7 +363,7 @@ class TwilioCall:
         return self.bridge.call_sid
 
     def tick(self, now: float) -> None:
-        """The clock, from :data:`relay.ticker.TICKER`: the bridge's time cap and fallbacks."""
+        """The clock, from :data:`relay.call.ticker.TICKER`: the bridge's time cap and fallbacks."""
         if self._done.is_set():
             return
         outputs = self.bridge.on_tick(now)
