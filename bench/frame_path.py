@@ -5,7 +5,8 @@
 
 The first measures in memory (no sockets): a Twilio ``media`` frame as a browser/Twilio sends
 it, read by ``geventwebsocket.websocket.WebSocket`` and by
-``relay.wire.server_socket.FastWebSocket``, plus the two costs the stock reader is known for (unmasking, UTF-8 validation) on their own.
+``relay.wire.server_socket.FastWebSocket``, plus the two costs the stock reader is known for
+(unmasking, UTF-8 validation) on their own.
 
 The second runs each client against a loopback server under gevent and reports CPU per
 received 1.7 kB ``response.output_audio.delta`` and per sent 0.4 kB append (process CPU, so
