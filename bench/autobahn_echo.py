@@ -3,11 +3,11 @@
     python -m bench.autobahn_echo --port 9001
     python -m bench.autobahn_echo --port 9001 --hub   # the call path's push reader
 
-The relay's pywsgi handler (:class:`relay.handler.RelayHandler`: the handshake checks) hands
-each upgrade a :class:`relay.wire.server_socket.FastWebSocket`; this application sends every
-message back as it came (text as text, binary as binary). Admission is replaced by "everyone
-is admitted", and the size limit is raised to 64 MiB (the suite's largest messages are 16 MiB), so what the
-suite sees is the frame path alone.
+The relay's pywsgi handler (:class:`relay.handler.RelayHandler`: the handshake checks) hands each
+upgrade a :class:`relay.wire.server_socket.FastWebSocket`; this application sends every message back
+as it came (text as text, binary as binary). Admission is replaced by "everyone is admitted", and
+the size limit is raised to 64 MiB (the suite's largest messages are 16 MiB), so what the suite sees
+is the frame path alone.
 
 ``--hub`` (or ``GATEFRAMES_ECHO_HUB=1``): after the first message (read with ``receive_raw``,
 which empties the handshake's buffered reader, as ``relay.call.session`` does) the socket

@@ -3,9 +3,8 @@
 Phone calls (:class:`relay.call.session.TwilioCall`) and browser sessions
 (:class:`relay.browser.session.BrowserSession`) both return a :class:`SessionSummary` from
 ``run()``; the server hands it to :func:`record`, which adds it to the metrics and writes the
-session's end line. The sessions count in plain ints while they run, so the frame path pays nothing for
-this (see :mod:`relay.metrics`).
-"""
+session's end line. The sessions count in plain ints while they run, so the frame path pays nothing
+for this (see :mod:`relay.metrics`)."""
 
 from __future__ import annotations
 
