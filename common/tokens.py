@@ -196,9 +196,15 @@ def _main(argv: list[str] | None = None) -> int:
     m.add_argument("--origin", choices=ORIGINS, required=True)
     m.add_argument("--ttl-seconds", type=int, default=DEFAULT_TTL_SECONDS)
     v = sub.add_parser("validate", help="print a token's claims, or why it is refused")
-    v.add_argument("token")
+    # A base64url token may begin with "-", which argparse would take for an option: such a
+    # token is left over by parse_known_args and taken as the token here.
+    v.add_argument("token", nargs="?")
     v.add_argument("--origin", choices=ORIGINS, required=True)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "validate" and args.token is None and len(extra) == 1:
+        args.token, extra = extra[0], []
+    if extra or (args.command == "validate" and args.token is None):
+        parser.error("validate takes one TOKEN" if not extra else f"unrecognized: {extra}")
     try:
         cfg = get_config()
     except ConfigError as exc:

@@ -56,3 +56,12 @@ SILENT_GAP = Histogram(
     "How long a caller had no assistant during a reconnect or a relay handover",
     buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10),
 )
+
+#: The assistant's tool calls. Both labels are bounded: ``tool`` is one of
+#: :data:`relay.call.tool_specs.TOOL_NAMES` or ``unknown``, ``outcome`` one of
+#: :data:`relay.call.tools.OUTCOMES`.
+TOOL_CALLS = Counter(
+    "relay_tool_calls_total",
+    "Function calls the voice assistant made, by tool and outcome",
+    ["tool", "outcome"],
+)

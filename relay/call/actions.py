@@ -1,4 +1,5 @@
-"""The I/O behind the call tools: Twilio REST (SDK) and Redis, from the relay process.
+"""The I/O behind the call tools: Twilio REST (SDK) and Redis, from the relay process, and the
+per-call :class:`ToolRunner` the call session performs them with.
 
 The twilio SDK speaks through ``requests``, which gevent has patched in the relay, so each
 function blocks only its own greenlet; run them off the frame loops (``gevent.spawn``).
@@ -19,7 +20,8 @@ from twilio.rest import Client
 from common import call_keys
 from common.config import Config
 from common.redis_util import get_redis
-from relay.call.tools import Action, Hangup, SendText, TakeMessage, Transfer
+from common.twilio_client import make_client
+from relay.call.tools import Action, Hangup, SendText, TakeMessage, ToolOutcome, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +148,29 @@ def perform(client: Client, cfg: Config, call_sid: str, caller: str, action: Act
     if isinstance(action, Hangup):
         return hang_up(client, call_sid)
     return ""
+
+
+class ToolRunner:
+    """One call's actions. The Twilio client is made on first use (most calls use none)."""
+
+    def __init__(self, cfg: Config, call_sid: str, caller: str):
+        self.cfg = cfg
+        self.call_sid = call_sid
+        self.caller = caller
+        self._client: Client | None = None
+
+    def perform(self, done: ToolOutcome) -> str:
+        """Blocking: the result word :func:`perform` gives, ``failed`` if
+        it could not even start (no Twilio credentials, an unexpected error)."""
+        try:
+            if self._client is None:
+                self._client = make_client(self.cfg)
+            return perform(self._client, self.cfg, self.call_sid, self.caller, done.action)
+        except Exception as exc:  # the call goes on; the model is told it failed
+            log.error(
+                "tool action %s failed: %s",
+                done.call.name,
+                str(exc)[:200] or type(exc).__name__,
+                extra={"call_sid": self.call_sid, "outcome": "failed"},
+            )
+            return "failed"

@@ -1,10 +1,9 @@
-"""What the relay does once a call's stream has ended: why it ended (for the web process),
-the REST hang-up fallback, metrics, the call's record, and the after-call summary for staff
-(or the voicemail notice).
+"""What the relay does once a call's stream has ended: metrics, the call's record, and the
+after-call summary for staff (or the voicemail notice).
 
-:func:`record_end` runs as the stream closes (Twilio asks ``/twilio/voice/after`` right
-after); the rest runs in its own greenlet (:func:`after_call`), never on a call's frame
-loops. Which text a call produces, so that no number gets two texts about one call:
+It runs in its own greenlet (:func:`after_call`), never on a call's frame loops, after the
+call session has closed the stream (:mod:`relay.call.session`). Which text a call produces,
+so that no number gets two texts about one call:
 
 - a summary destination (``STAFF_NOTIFY_TO`` or ``STAFF_CONVERSATION_SID``) is set: every call
   gets the summary task (:mod:`tasks.summary`), which also texts ``VOICEMAIL_NOTIFY_TO``; a
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -34,7 +32,6 @@ import redis
 from common import call_keys
 from common.config import Config
 from common.end_reasons import VOICEMAIL_REASONS, EndReason
-from common.names import call_end_key
 from common.redis_util import get_redis
 from relay import metrics
 from relay.call import notify
@@ -44,20 +41,6 @@ if TYPE_CHECKING:
     from relay.call.session import TwilioCall
 
 log = logging.getLogger(__name__)
-#: The lines written as the stream closes keep the call's logger.
-call_log = logging.getLogger("relay.call.session")
-
-#: How long Twilio's /twilio/voice/after may still ask why the stream ended.
-END_REASON_TTL_SECONDS = 600
-#: Deliberate ends that also set the call completed through REST (:func:`rest_hang_up`).
-REST_HANGUP_REASONS = frozenset(
-    {
-        EndReason.VOICEMAIL_LEFT,
-        EndReason.VOICEMAIL_TIMEOUT,
-        EndReason.TIME_LIMIT,
-        EndReason.ASSISTANT_HUNG_UP,
-    }
-)
 
 #: Ends after which this relay does not summarise: the call goes on elsewhere, or it never
 #: was one of ours.
@@ -70,28 +53,6 @@ RECORDING_WAIT_SECONDS = 150.0
 ACTION_WAIT_SECONDS = 15.0
 
 _warned_no_destination = False
-
-
-def record_end(call_sid: str, reason: EndReason) -> None:
-    """Tell the web process (``/twilio/voice/after``) that this end was deliberate: it hangs
-    up instead of apologising."""
-    if not call_sid:
-        return
-    try:
-        get_redis().set(call_end_key(call_sid), str(reason), ex=END_REASON_TTL_SECONDS)
-    except redis.RedisError:
-        call_log.warning("could not record why the call ended", extra={"call_sid": call_sid})
-
-
-def rest_hang_up(end_call: Callable[[str], None], call_sid: str) -> None:
-    """Set the call completed (a greenlet). Closing the stream ends ``<Connect>``; this is
-    the fallback that hangs up even if Twilio were to continue the call."""
-    try:
-        end_call(call_sid)
-    except Exception as exc:
-        call_log.info(
-            "REST hang-up fallback failed: %s", str(exc)[:200], extra={"call_sid": call_sid}
-        )
 
 
 def count_call(call: TwilioCall, ended: EndCall) -> None:

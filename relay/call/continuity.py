@@ -1,195 +1,176 @@
-"""Calls that survive: the bridge's decisions when OpenAI drops, and when a relay hands a call
-to another relay process (a mixin of :class:`relay.call.bridge.TwilioBridge`, kept apart so
-the bridge module stays about the call itself).
+"""Calls that survive: what the bridge does when OpenAI drops, and when a relay hands a call to
+another relay process. One :class:`Continuity` per call, owned by
+:class:`relay.call.bridge.TwilioBridge`.
 
 * **Upstream drop.** The reply under way is kept as far as it was generated (its audio is
   already in Twilio's buffer and keeps playing), caller audio in the gap is dropped, and a
-  :class:`relay.call.reconnect.Reconnect` asks the driver to dial again. The new session gets the
-  same ``session.update``, the conversation replayed (:mod:`relay.call.replay`) and, if a reply was
-  cut, a ``response.create`` to finish it; after a gap over 1.5 s that response starts with a
-  short "Sorry, one moment". Only when the attempts run out does the call end (the apology).
+  :class:`relay.call.reconnect.Reconnect` asks the driver to dial again. The new session gets
+  the same ``session.update``, the conversation replayed (:mod:`relay.call.replay`) and, if a
+  reply was cut, a ``response.create`` to finish it; after a gap over 1.5 s that response
+  starts with a short "Sorry, one moment". Only when the attempts run out does the call end
+  (the apology).
 * **Handover.** :meth:`Continuity.hand_over` freezes the call and returns its state for
   Redis; the stream Twilio ends next is ``handed_over`` (no end reason recorded, so nothing is
   said). On the new relay the stream's ``resume`` parameter yields a
-  :class:`relay.call.handover.LoadResume`; :meth:`Continuity.on_resume` restores the call (the time
-  cap still counts from the call's start) and carries on without a greeting.
+  :class:`relay.call.handover.LoadResume`; :meth:`Continuity.on_resume` restores the call (the
+  time cap still counts from the call's start) and carries on without a greeting.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 from common.end_reasons import EndReason
 from relay.call.greeting import Greeting, continue_response, greeting_item
 from relay.call.handover import CallState
-from relay.call.outputs import EndCall, ToOpenAI
-from relay.call.reconnect import APOLOGY_GAP_SECONDS, Reconnects
+from relay.call.info import CallInfo
+from relay.call.ledger import ResponseLedger
+from relay.call.link import UpstreamLink
+from relay.call.outputs import CallEnd, EndCall, Output, to_openai
+from relay.call.phase import CallPhase, Phase
+from relay.call.playback import PlaybackTracker
+from relay.call.reconnect import APOLOGY_GAP_SECONDS
 from relay.call.replay import History
 from relay.call.replay import items as replay_items
+from relay.call.settings import BridgeSettings
 
-if TYPE_CHECKING:
-    from relay.call.outputs import BridgeSettings, Output, Transcript
-    from relay.call.playback import PlaybackTracker
-
-log = logging.getLogger("relay.call.bridge")
+log = logging.getLogger(__name__)
 
 HANDOVER_CUT = "cut by a relay handover"
 
 
 class Continuity:
-    # The bridge's state this mixin reads and writes (see TwilioBridge.__init__).
-    s: BridgeSettings
-    call_sid: str
-    bound: bool
-    kind: str
-    voicemail: bool
-    params: dict[str, str]
-    started_at: float
-    started_at_start: float | None
-    ended: object | None
-    greeting: Greeting
-    history: History
-    transcript: Transcript
-    playback: PlaybackTracker
-    reconnects: Reconnects
-    gaps: list[float]
-    reconnected: int  # upstreams reopened after a drop (relay_upstream_reconnects_total)
-    drops: int  # upstreams lost mid-call
-    _upstream_open: bool
-    _pending_upstream: list[str]
-    _active_response: str | None
-    _discarded: set[str]
-    _said_so_far: dict[str, str]
-    _heard: dict[str, float]
-    _cut_off: dict[str, str]
-    _stale_items: set[str]
-    _phase: str
-    _continue: bool
-    _awaiting_resume: bool
-    _voicemail_deadline: float | None
-    tools: object | None  # relay.call.tools.ToolBox (relay.call.tool_flow)
+    def __init__(
+        self,
+        *,
+        settings: BridgeSettings,
+        info: CallInfo,
+        link: UpstreamLink,
+        ledger: ResponseLedger,
+        playback: PlaybackTracker,
+        phase: Phase,
+        greeting: Greeting,
+        ending: CallEnd,
+        session_update: Callable[[], dict[str, Any]],
+        ask_for_greeting: Callable[[list[Output]], None],
+        say_goodbye: Callable[[list[Output], float], None],
+        has_tools: Callable[[], bool],
+    ):
+        self.s = settings
+        self.info = info
+        self.link = link
+        self.ledger = ledger
+        self.playback = playback
+        self.phase = phase
+        self.greeting = greeting
+        self.call_end = ending
+        self._session_update = session_update
+        self._ask_for_greeting = ask_for_greeting
+        self._say_goodbye = say_goodbye
+        self._has_tools = has_tools
+        self._continue = False  # a reply was cut by a drop: ask for the rest on reopen
 
-    # Provided by TwilioBridge.
-    def _openai(self, out: list[Output], obj: dict | str) -> None: ...
-    def _end(
-        self, out: list[Output], reason: EndReason, deliberate: bool, code: int = 1000
-    ) -> None: ...
-    def end(self, reason: EndReason, deliberate: bool = False, code: int = 1000) -> EndCall: ...
-    def _assistant_said(self, response_id: str, text: object) -> None: ...
-    def _ask_for_greeting(self, out: list[Output]) -> None: ...
-    def _say_goodbye(self, out: list[Output], now: float) -> None: ...
-    def _log_ctx(self) -> dict[str, str]: ...
+    def _log_ctx(self) -> dict[str, str]:
+        return {"call_sid": self.info.call_sid}
 
-    if TYPE_CHECKING:  # real in relay.call.tool_flow.ToolCalls: a stub here would shadow it
-
-        def _session_update(self) -> dict: ...
-
-    def _gap(self) -> bool:
-        """No upstream to talk to (a reconnect, or a resumed call still loading)."""
-        return self.reconnects.in_gap or self._awaiting_resume
-
-    # -- upstream lifecycle -----------------------------------------------------------------
+    # -- upstream lifecycle -------------------------------------------------------------------
     def on_upstream_open(self, now: float) -> list[Output]:
         """Flush what Twilio sent before OpenAI answered, in order. A session opened after a
         drop first gets the call's configuration and conversation back."""
-        reopened = self.reconnects.opened_at is not None
-        gap = self.reconnects.opened(now)
-        self._upstream_open = True
+        gap = self.link.opened(now)
         out: list[Output] = []
-        if reopened and gap is not None and self.started_at_start is not None:
-            self.gaps.append(gap)
-            self.reconnected += 1
+        if gap is not None and self.info.started_at_start is not None:
+            self.link.gaps.append(gap)
+            self.link.reconnected += 1
             log.info(
                 "OpenAI Realtime reconnected after %d ms; replaying %d turns",
                 gap * 1000,
-                len(self.history.turns),
+                len(self.ledger.history.turns),
                 extra={**self._log_ctx(), "outcome": "reconnected"},
             )
-            self._restore(out, now, gap)
-        out += [ToOpenAI(t) for t in self._pending_upstream]
-        self._pending_upstream.clear()
+            self.restore(out, now, gap)
+        out += self.link.flush()
         return out
 
     def on_upstream_closed(self, now: float) -> list[Output]:
         """The upstream socket died, or an attempt to open one failed: try again (a
         :class:`relay.call.reconnect.Reconnect`) while the allowance lasts, else end the call."""
         out: list[Output] = []
-        if self.ended is not None or self._phase == "handover":
+        if self.call_end.ended is not None or self.phase.is_(CallPhase.HANDOVER):
             return out  # a handover closes the upstream on purpose
-        if self._upstream_open:
-            self._upstream_open = False
-            self.drops += 1
+        if self.link.dropped():
             self._on_drop()
-        attempt = self.reconnects.next(now)
+        attempt = self.link.next_attempt(now)
         if attempt is None:
-            self._end(out, EndReason.UPSTREAM_LOST, deliberate=False)
+            self.call_end.emit(out, EndReason.UPSTREAM_LOST, deliberate=False)
         else:
             out.append(attempt)
         return out
 
     def _on_drop(self) -> None:
-        rid = self._active_response
+        rid = self.ledger.take_active()
         if rid is not None:
-            self._active_response = None
             audible = any(i.response_id == rid for i in self.playback.items.values())
             if rid == self.greeting.response_id or self.greeting.requested:
                 self.greeting.on_upstream_lost(audible)
-            if audible and self._phase == "talking" and not self.voicemail:
-                self._assistant_said(rid, self._said_so_far.get(rid, ""))
+            if audible and self.phase.talking and not self.info.voicemail:
+                self.ledger.said_partly(rid)
                 self._continue = True
-            self._discarded.add(rid)
+            self.ledger.discard(rid)
         elif self.greeting.requested:
             self.greeting.on_upstream_lost(False)
-        if self._phase == "goodbye":
-            self._phase = "goodbye_pending"
-        self._stale_items.update(self.playback.items)
+        if self.phase.is_(CallPhase.GOODBYE):
+            self.phase.to(CallPhase.GOODBYE_PENDING)
+        self.ledger.stale_items.update(self.playback.items)
 
-    def _restore(self, out: list[Output], now: float, gap: float) -> None:
+    def restore(self, out: list[Output], now: float, gap: float) -> None:
         """The same session, the conversation so far, then whatever was under way."""
-        self._openai(out, self._session_update())
-        for item in replay_items(self.history):
-            self._openai(out, item)
+        out.append(to_openai(self._session_update()))
+        for item in replay_items(self.ledger.history):
+            out.append(to_openai(item))
         if not self.greeting.spoken and not self.greeting.requested:
-            self._openai(out, greeting_item(self.kind))
+            out.append(to_openai(greeting_item(self.info.kind)))
             self._ask_for_greeting(out)
-        elif self._phase == "goodbye_pending":
+        elif self.phase.is_(CallPhase.GOODBYE_PENDING):
             self._say_goodbye(out, now)
-        elif self._phase == "talking" and (self._continue or gap > APOLOGY_GAP_SECONDS):
-            apologise, tools = gap > APOLOGY_GAP_SECONDS, self.tools is not None
-            self._openai(out, continue_response(self.s, apologise, tools))
+        elif self.phase.talking and (self._continue or gap > APOLOGY_GAP_SECONDS):
+            apologise = gap > APOLOGY_GAP_SECONDS
+            out.append(to_openai(continue_response(self.s, apologise, self._has_tools())))
         self._continue = False
 
-    # -- handover ---------------------------------------------------------------------------
-    def hand_over(self, now: float) -> CallState | None:
+    # -- handover -------------------------------------------------------------------------------
+    def hand_over(self, now: float, transcript_lines: list[tuple[str, str]]) -> CallState | None:
         """Freeze the call for another relay; its state, or None if it cannot move (not
         started, not bound to a call, already ending)."""
+        info = self.info
         if (
-            self.ended is not None
-            or self.started_at_start is None
-            or not self.bound
-            or self._awaiting_resume
-            or self._phase not in ("talking", "goodbye_pending", "goodbye")
+            self.call_end.ended is not None
+            or info.started_at_start is None
+            or not info.bound
+            or self.link.awaiting_resume
+            or not self.phase.is_(CallPhase.TALKING, CallPhase.GOODBYE_PENDING, CallPhase.GOODBYE)
         ):
             return None
-        rid, carry_on = self._active_response, False
-        if rid is not None and self._phase == "talking" and not self.voicemail:
+        rid, carry_on = self.ledger.active, False
+        if rid is not None and self.phase.talking and not info.voicemail:
             # Twilio drops its buffer when the call moves: only what played so far was heard.
-            self._heard[rid] = self.playback.heard_fraction(rid, now)
-            self._cut_off[rid] = HANDOVER_CUT
-            self._assistant_said(rid, self._said_so_far.get(rid, ""))
+            heard = self.playback.heard_fraction(rid, now)
+            self.ledger.cut(rid, HANDOVER_CUT, heard, relabel=False)
+            self.ledger.said_partly(rid)
             carry_on = True
-        self._phase = "handover"
+        self.phase.to(CallPhase.HANDOVER)
         return CallState(
-            call_sid=self.call_sid,
-            kind=self.kind,
-            voicemail=self.voicemail,
-            params={k: v for k, v in self.params.items() if k != "resume"},
-            used_s=now - self.started_at,
-            lines=list(self.transcript.lines),
-            turns=self.history.to_json(),
+            call_sid=info.call_sid,
+            kind=info.kind,
+            voicemail=info.voicemail,
+            params={k: v for k, v in info.params.items() if k != "resume"},
+            used_s=now - info.started_at,
+            lines=list(transcript_lines),
+            turns=self.ledger.history.to_json(),
             # A voicemail starts again from the top: the machine lost what was playing.
-            greeting_spoken=self.greeting.spoken and not self.voicemail,
+            greeting_spoken=self.greeting.spoken and not info.voicemail,
             continue_reply=carry_on,
         )
 
@@ -197,22 +178,26 @@ class Continuity:
         """Twilio's socket closed: the call ends (unless a ``stop`` or the bridge ended it
         first). After a handover that is the move (no end reason may be recorded: the new
         stream decides how the call ends). The end that stands is returned."""
-        if self._phase == "handover":
-            return self.end(EndReason.HANDED_OVER, deliberate=False)
-        return self.end(EndReason.TWILIO_CLOSED, deliberate=True)
+        if self.phase.is_(CallPhase.HANDOVER):
+            return self.call_end.end(EndReason.HANDED_OVER, deliberate=False)
+        return self.call_end.end(EndReason.TWILIO_CLOSED, deliberate=True)
 
     def on_handover_failed(self) -> list[Output]:
         """The redirect did not happen: end the call as a shutdown did before (the apology)."""
         out: list[Output] = []
-        self._end(out, EndReason.SERVER_SHUTDOWN, deliberate=False)
+        self.call_end.emit(out, EndReason.SERVER_SHUTDOWN, deliberate=False)
         return out
 
-    def on_resume(self, state: CallState | None, now: float, gap: float) -> list[Output]:
-        """The saved state of a call another relay handed over (None: expired or claimed)."""
+    def on_resume(
+        self, state: CallState | None, now: float, gap: float, transcript: list
+    ) -> list[Output]:
+        """The saved state of a call another relay handed over (None: expired or claimed).
+        ``transcript`` is the call's transcript lines, replaced by the saved ones."""
         out: list[Output] = []
-        self._awaiting_resume = False
-        if self.ended is not None:
+        self.link.awaiting_resume = False
+        if self.call_end.ended is not None:
             return out
+        info = self.info
         if state is None:
             log.warning(
                 "resumed stream without saved state; carrying on without the transcript",
@@ -220,22 +205,22 @@ class Continuity:
             )
             self.greeting.spoken = True  # the call is under way: no second greeting
         else:
-            self.kind, self.voicemail = state.kind, state.voicemail
-            self.started_at = now - state.used_s
-            self.transcript.lines = [tuple(line) for line in state.lines]
-            self.history = History.from_json(state.turns)
-            self.greeting = Greeting(self.voicemail)
+            info.kind, info.voicemail = state.kind, state.voicemail
+            info.started_at = now - state.used_s
+            transcript[:] = [tuple(line) for line in state.lines]
+            self.ledger.reset_history(History.from_json(state.turns))
+            self.greeting.reset(info.voicemail)
             self.greeting.spoken = state.greeting_spoken
             self._continue = state.continue_reply
-            if self.voicemail:  # as on a first start: never hold a machine's line forever
-                self._voicemail_deadline = now + self.s.goodbye_fallback_s + 40.0
-            self.gaps.append(gap)
+            if info.voicemail:  # as on a first start: never hold a machine's line forever
+                info.voicemail_deadline = now + self.s.goodbye_fallback_s + 40.0
+            self.link.gaps.append(gap)
             log.info(
                 "call resumed from another relay after %d ms: %d turns, %.0f s used",
                 gap * 1000,
-                len(self.history.turns),
+                len(self.ledger.history.turns),
                 state.used_s,
                 extra={**self._log_ctx(), "outcome": "resumed"},
             )
-        self._restore(out, now, gap)
+        self.restore(out, now, gap)
         return out

@@ -15,14 +15,15 @@ sends the messages.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from common import prompts
+from relay.protocol import realtime
+from relay.protocol.realtime import ResponseEnd
 
 if TYPE_CHECKING:
-    from relay.call.bridge import BridgeSettings
+    from relay.call.settings import BridgeSettings
 
 log = logging.getLogger("relay.call.bridge")
 
@@ -47,34 +48,23 @@ def instructions_of(s: BridgeSettings, tools: bool) -> str:
 def session_update(
     s: BridgeSettings, voicemail: bool, tools: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """GA session for a phone leg: μ-law both ways, VAD, voice, prompt, transcription, and
-    for a live call the function tools (:mod:`relay.call.tools`)."""
-    if voicemail:
-        turn_detection: dict[str, Any] | None = None  # speak once; the beep is not a turn
-    else:
-        turn_detection = {
-            "type": s.turn_detection,
-            "create_response": True,
-            "interrupt_response": True,
-        }
-    session: dict[str, Any] = {
-        "type": "realtime",
-        "model": s.model,
-        "output_modalities": ["audio"],
-        "instructions": instructions_of(s, bool(tools)),
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcmu"},
-                "transcription": {"model": s.transcription_model},
-                "turn_detection": turn_detection,
-            },
-            "output": {"format": {"type": "audio/pcmu"}, "voice": s.voice},
-        },
-    }
-    if tools:
-        session["tools"] = tools
-        session["tool_choice"] = "auto"
-    return {"type": "session.update", "session": session}
+    """The call's ``session.update``: μ-law both ways, VAD (none for a voicemail: the message
+    is said once and the beep is not a turn), voice, prompt, the caller transcribed, and for a
+    live call the function tools (:mod:`relay.call.tool_specs`)."""
+    turn_detection = (
+        None
+        if voicemail
+        else {"type": s.turn_detection, "create_response": True, "interrupt_response": True}
+    )
+    session = realtime.phone_session(
+        model=s.model,
+        instructions=instructions_of(s, bool(tools)),
+        voice=s.voice,
+        transcription={"model": s.transcription_model},
+        turn_detection=turn_detection,
+        tools=tools,
+    )
+    return realtime.session_update(session)
 
 
 #: Spoken first after a long reconnect gap, so the caller knows the silence was the line.
@@ -89,45 +79,13 @@ def continue_response(s: BridgeSettings, apologise: bool, tools: bool = False) -
     """After a reconnect: finish the reply the drop cut, with a brief apology after a long gap.
     Response instructions replace the session's for that response, so they are repeated."""
     if not apologise:
-        return {"type": "response.create"}
-    instructions = instructions_of(s, tools) + "\n\n" + RECONNECT_NOTE
-    return {"type": "response.create", "response": {"instructions": instructions}}
+        return realtime.response_create()
+    return realtime.response_create(instructions_of(s, tools) + "\n\n" + RECONNECT_NOTE)
 
 
 def greeting_item(kind: str) -> dict[str, Any]:
     """The user item the greeting (or voicemail message) answers."""
-    text = f'Greet the caller by saying: "{prompts.greeting(kind)}"'
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        },
-    }
-
-
-@dataclass(frozen=True)
-class ResponseEnd:
-    """The outcome in a ``response.done`` event."""
-
-    id: str
-    status: str  # "" when the event has none: never taken for "completed"
-    reason: str  # status_details.reason, or the error's code (else its type)
-    message: str
-
-    @classmethod
-    def of(cls, response: dict[str, Any]) -> ResponseEnd:
-        details = response.get("status_details")
-        details = details if isinstance(details, dict) else {}
-        error = details.get("error")
-        error = error if isinstance(error, dict) else {}
-        return cls(
-            id=str(response.get("id") or ""),
-            status=str(response.get("status") or ""),
-            reason=str(details.get("reason") or error.get("code") or error.get("type") or ""),
-            message=str(error.get("message") or "")[:200],
-        )
+    return realtime.message("user", f'Greet the caller by saying: "{prompts.greeting(kind)}"')
 
 
 class Verdict(Enum):
@@ -143,6 +101,10 @@ class Greeting:
     """The call's first response, from ``response.create`` to its ``response.done``."""
 
     def __init__(self, voicemail: bool):
+        self.reset(voicemail)
+
+    def reset(self, voicemail: bool) -> None:
+        """A fresh opening (a call's ``start``, or a resumed call's)."""
         self.voicemail = voicemail
         self.attempts = 0
         self.response_id: str | None = None

@@ -1,56 +1,16 @@
-"""What the call bridge is configured with and what it returns: plain values, no I/O.
-
-Kept apart from :mod:`relay.call.bridge` so the bridge module stays about decisions.
-"""
+"""What the call bridge returns: plain values for the session to carry out, no I/O; and how a
+call's end is decided once (:class:`CallEnd`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from common.end_reasons import EndReason
 from relay.call.handover import LoadResume
 from relay.call.reconnect import Reconnect
-from relay.call.tools import ToolOutcome, ToolSettings
-
-if TYPE_CHECKING:
-    from common.config import Config
-
-#: OpenAI errors that are expected races, not faults: a cancel that raced ``response.done``, a
-#: response asked for while one is active, a commit of an empty buffer.
-BENIGN_ERRORS = {
-    "response_cancel_not_active",
-    "conversation_already_has_active_response",
-    "input_audio_buffer_commit_empty",
-}
-
-
-@dataclass(frozen=True)
-class BridgeSettings:
-    model: str
-    voice: str = "ash"
-    turn_detection: str = "server_vad"
-    instructions: str = ""
-    time_limit_s: float = 600.0
-    goodbye_fallback_s: float = 20.0
-    transcription_model: str = "gpt-4o-mini-transcribe"
-    reconnect_attempts: int = 3
-    #: The assistant's tools on live calls (None: a session without tools).
-    tools: ToolSettings | None = None
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> BridgeSettings:
-        return cls(
-            model=cfg.openai_realtime_model,
-            voice=cfg.realtime_voice,
-            turn_detection=cfg.realtime_turn_detection,
-            time_limit_s=cfg.session_time_limit_seconds,
-            goodbye_fallback_s=cfg.goodbye_fallback_seconds,
-            reconnect_attempts=cfg.upstream_reconnect_attempts,
-            tools=ToolSettings.from_config(cfg),
-        )
+from relay.call.tools import ToolOutcome
+from relay.protocol.realtime import encode
 
 
 @dataclass(frozen=True)
@@ -61,6 +21,10 @@ class ToTwilio:
 @dataclass(frozen=True)
 class ToOpenAI:
     text: str
+
+
+def to_openai(event: dict[str, Any]) -> ToOpenAI:
+    return ToOpenAI(encode(event))
 
 
 @dataclass(frozen=True)
@@ -74,8 +38,9 @@ class EndCall:
 
 @dataclass(frozen=True)
 class RunTool:
-    """Perform ``outcome.action`` off the frame loops (:mod:`relay.tool_runner`), then give
-    the bridge's ``on_tool_result`` what :func:`relay.call.actions.perform` returned."""
+    """Perform ``outcome.action`` off the frame loops (:mod:`relay.call.actions`), then give
+    the bridge's ``on_tool_result`` what :meth:`relay.call.actions.ToolRunner.perform`
+    returned."""
 
     outcome: ToolOutcome
 
@@ -91,16 +56,27 @@ class Transcript:
         if text.strip():
             self.lines.append((who, text.strip()))
 
+    def text(self) -> str:
+        return "\n".join(f"{who}: {text}" for who, text in self.lines)
 
-def dumps(obj: dict[str, Any]) -> str:
-    return orjson.dumps(obj).decode()
 
+class CallEnd:
+    """How the call ended. The first end stands (a later one changes nothing, so a shutdown
+    cannot relabel a hang-up); :meth:`end` is the only way anything sets :attr:`ended`."""
 
-def transcript_of(response: dict[str, Any]) -> str:
-    """The audio transcript in a ``response.done`` payload's output items (GA shape)."""
-    parts = []
-    for item in response.get("output") or []:
-        for content in (item.get("content") or []) if isinstance(item, dict) else []:
-            if isinstance(content, dict) and isinstance(content.get("transcript"), str):
-                parts.append(content["transcript"])
-    return " ".join(parts)
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended: EndCall | None = None
+
+    def end(self, reason: EndReason, deliberate: bool = False, code: int = 1000) -> EndCall:
+        if self.ended is None:
+            self.ended = EndCall(reason, deliberate, code)
+        return self.ended
+
+    def emit(
+        self, out: list[Output], reason: EndReason, deliberate: bool, code: int = 1000
+    ) -> None:
+        """End the call and tell the session, unless it had ended already."""
+        if self.ended is None:
+            out.append(self.end(reason, deliberate, code))

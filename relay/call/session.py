@@ -22,18 +22,19 @@ import redis
 
 from common.config import Config
 from common.end_reasons import EndReason
-from common.names import call_transcript_channel
+from common.names import call_end_key
 from common.redis_util import get_redis
 from relay import metrics
 from relay.call import handover
-from relay.call.after_call import REST_HANGUP_REASONS, record_end, rest_hang_up
-from relay.call.bridge import BridgeSettings, EndCall, Output, ToOpenAI, ToTwilio, TwilioBridge
+from relay.call.actions import ToolRunner
+from relay.call.bridge import TwilioBridge
 from relay.call.handover import LoadResume
-from relay.call.outputs import RunTool
+from relay.call.live import publish_transcript
+from relay.call.outputs import EndCall, Output, RunTool, ToOpenAI, ToTwilio
 from relay.call.reconnect import Reconnect
+from relay.call.settings import BridgeSettings
 from relay.call.ticker import TICKER
 from relay.session_summary import SessionSummary
-from relay.tool_runner import ToolRunner
 from relay.wire.hub_io import PeerNotReading
 from relay.wire.upstream import Upstream
 
@@ -50,13 +51,37 @@ class Downstream(Protocol):
     def close(self, code: int = 1000, message: str = "") -> None: ...
 
 
-def publish_transcript(call_sid: str, lines: list[tuple[str, str]]) -> None:
+#: How long Twilio's /twilio/voice/after may still ask why the stream ended.
+END_REASON_TTL_SECONDS = 600
+#: Deliberate ends that also set the call completed through REST (:func:`rest_hang_up`).
+REST_HANGUP_REASONS = frozenset(
+    {
+        EndReason.VOICEMAIL_LEFT,
+        EndReason.VOICEMAIL_TIMEOUT,
+        EndReason.TIME_LIMIT,
+        EndReason.ASSISTANT_HUNG_UP,
+    }
+)
+
+
+def record_end(call_sid: str, reason: EndReason) -> None:
+    """Tell the web process (``/twilio/voice/after``) that this end was deliberate: it hangs
+    up instead of apologising."""
+    if not call_sid:
+        return
     try:
-        client, channel = get_redis(), call_transcript_channel(call_sid)
-        for who, text in lines:
-            client.publish(channel, orjson.dumps({"who": who, "text": text}))
+        get_redis().set(call_end_key(call_sid), str(reason), ex=END_REASON_TTL_SECONDS)
     except redis.RedisError:
-        log.info("transcript not published", extra={"call_sid": call_sid})
+        log.warning("could not record why the call ended", extra={"call_sid": call_sid})
+
+
+def rest_hang_up(end_call: Callable[[str], None], call_sid: str) -> None:
+    """Set the call completed (a greenlet). Closing the stream ends ``<Connect>``; this is
+    the fallback that hangs up even if Twilio were to continue the call."""
+    try:
+        end_call(call_sid)
+    except Exception as exc:
+        log.info("REST hang-up fallback failed: %s", str(exc)[:200], extra={"call_sid": call_sid})
 
 
 class TwilioCall:
@@ -87,6 +112,7 @@ class TwilioCall:
         self._published = 0  # transcript lines already published
         self._reconnect: Reconnect | None = None  # the bridge asked for a new upstream
         self._actions: list[gevent.Greenlet] = []  # tool actions: waited for, never killed
+        self._runner: ToolRunner | None = None
         self.summary: SessionSummary | None = None  # set as run() ends, even when killed
 
     def stop(self, reason: EndReason) -> None:
@@ -297,9 +323,11 @@ class TwilioCall:
             )
 
     def _run_tool(self, run: RunTool) -> None:
-        tools = self.bridge.tools
-        runner = ToolRunner(self.cfg, self.bridge.call_sid, tools.caller if tools else "")
-        result = runner.perform(run.outcome)
+        if self._runner is None:  # one per call: its Twilio client serves every tool call
+            tools = self.bridge.tools
+            caller = tools.caller if tools else ""
+            self._runner = ToolRunner(self.cfg, self.bridge.call_sid, caller)
+        result = self._runner.perform(run.outcome)
         self._apply(self.bridge.on_tool_result(run.outcome, result, time.monotonic()))
 
     def wait_for_actions(self, timeout: float) -> None:

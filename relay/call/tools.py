@@ -1,21 +1,11 @@
-"""What the voice assistant may do during a call: the GA Realtime function tools.
+"""What the voice assistant may do during a call: decisions on its function calls.
 
 Pure, in the style of :mod:`relay.call.bridge`: feed a :class:`ToolBox` the function calls
-OpenAI reports and the time; it validates the arguments, decides what should happen and
-returns the ``function_call_output`` text for the model plus an :data:`Action` for the call
-session to perform (hang up after a goodbye, transfer, send a text, keep a message). It never
-raises on what the model sends: a bad call gets an output saying exactly what was wrong, so
-the model can correct itself.
-
-Tools (``end_call`` always; ``transfer_to_staff`` only with ``STAFF_TRANSFER_NUMBER``):
-
-- ``end_call()``: the model says a short goodbye, then the call ends.
-- ``transfer_to_staff(reason)``: inside ``STAFF_HOURS`` the model says it is connecting, then
-  the call is redirected to staff; outside them nothing happens and the model offers a message.
-- ``send_text(message)``: an SMS to the caller's own number (never another) from the bot number,
-  beginning with the identity sentence; one per :data:`TEXT_INTERVAL_SECONDS`, a few per call.
-- ``take_message(name, callback_number, message)``: kept for staff; the callback number must be
-  an ordinary US/Canadian number (the toll-fraud rules of :mod:`tasks.destinations`).
+OpenAI reports and the time; it validates the arguments (:mod:`relay.call.tool_specs`), decides
+what should happen and returns the ``function_call_output`` text for the model plus an
+:data:`Action` for the call session to perform (hang up after a goodbye, transfer, send a
+text, keep a message). It never raises on what the model sends: a bad call gets an output
+saying exactly what was wrong, so the model can correct itself.
 
 A function call arrives twice: as ``response.function_call_arguments.done`` and again as a
 ``function_call`` item in ``response.done``; :meth:`ToolBox.calls_in` reads both and keeps
@@ -25,12 +15,23 @@ the first per ``call_id``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from common import prompts
-from relay.tool_metrics import TOOL_CALLS
+from relay.call.tool_specs import (
+    END_CALL,
+    LIMITS,
+    SEND_TEXT,
+    TOOL_NAMES,
+    TRANSFER,
+    BadArguments,
+    parse_arguments,
+    tool_definitions,
+)
+from relay.metrics import TOOL_CALLS
+from relay.protocol.realtime import FunctionCall as ToolCall
+from relay.protocol.realtime import function_calls_in, message, response_create
 from tasks.destinations import refusal
 from tasks.parsing import normalize_us_number
 
@@ -38,11 +39,6 @@ if TYPE_CHECKING:
     from common.config import Config
     from common.staff_hours import StaffHours
 
-END_CALL = "end_call"
-TRANSFER = "transfer_to_staff"
-SEND_TEXT = "send_text"
-TAKE_MESSAGE = "take_message"
-TOOL_NAMES = (END_CALL, TRANSFER, SEND_TEXT, TAKE_MESSAGE)
 #: Every ``outcome`` label of ``relay_tool_calls_total``.
 OUTCOMES = (
     "ok",  # end_call / transfer accepted
@@ -60,15 +56,6 @@ OUTCOMES = (
 TEXT_INTERVAL_SECONDS = 30.0
 #: A caller cannot turn the line into an SMS pump: a handful per call is plenty.
 MAX_TEXTS_PER_CALL = 3
-#: Longest raw arguments string parsed; a real call is a few hundred characters.
-MAX_ARGUMENTS_CHARS = 4000
-#: Per field: the longest value accepted (characters, after trimming).
-LIMITS: dict[str, dict[str, int]] = {
-    END_CALL: {},
-    TRANSFER: {"reason": 200},
-    SEND_TEXT: {"message": 600},
-    TAKE_MESSAGE: {"name": 100, "callback_number": 32, "message": 1000},
-}
 
 
 # -- actions: what the call session does after a tool call ------------------------------------
@@ -106,14 +93,6 @@ Action = Nothing | Hangup | Transfer | SendText | TakeMessage
 
 
 @dataclass(frozen=True)
-class ToolCall:
-    name: str
-    arguments: str
-    call_id: str
-    response_id: str = ""
-
-
-@dataclass(frozen=True)
 class ToolOutcome:
     """One tool call decided. ``pending``: the session must perform ``action`` and pass its
     result to :meth:`ToolBox.finish`, whose outcome carries the output to send."""
@@ -145,166 +124,6 @@ class ToolSettings:
         return cls(cfg.staff_transfer_number, cfg.staff_hours, cfg.bot_projected_address)
 
 
-# -- the session's tools --------------------------------------------------------------------
-def _function(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "name": name,
-        "description": description,
-        "parameters": {
-            "type": "object",
-            "properties": properties,
-            "required": list(properties),
-            "additionalProperties": False,
-        },
-    }
-
-
-def _string(description: str, limit: int) -> dict[str, Any]:
-    return {"type": "string", "description": description, "maxLength": limit}
-
-
-def tool_definitions(settings: ToolSettings, caller: str = "") -> list[dict[str, Any]]:
-    """``session.tools`` for a live call (voicemail sessions get none)."""
-    own = f" The caller is calling from {caller}." if caller else ""
-    tools = [
-        _function(
-            END_CALL,
-            "End the phone call when the caller is done or says goodbye. You will then say "
-            "a short goodbye.",
-            {},
-        )
-    ]
-    if settings.transfer_number:
-        tools.append(
-            _function(
-                TRANSFER,
-                "Connect the caller to a GateFrames team member when they ask for a person "
-                "or you cannot help. Staff may be away; the result says so.",
-                {"reason": _string("What the caller needs, in a few words.", 200)},
-            )
-        )
-    tools.append(
-        _function(
-            SEND_TEXT,
-            "Text the caller (only their own number) something they asked for in writing, "
-            "such as a product link or a summary." + own,
-            {"message": _string("The text to send, short and plain.", 600)},
-        )
-    )
-    tools.append(
-        _function(
-            TAKE_MESSAGE,
-            "Take a message for GateFrames staff, who will call back." + own,
-            {
-                "name": _string("The caller's name.", 100),
-                "callback_number": _string(
-                    "A US or Canadian phone number to call back, digits only.", 32
-                ),
-                "message": _string("The message for staff.", 1000),
-            },
-        )
-    )
-    return tools
-
-
-# -- reading function calls from OpenAI events --------------------------------------------
-def tool_calls_in(event: dict[str, Any]) -> list[ToolCall]:
-    """The function calls a GA server event carries: one from
-    ``response.function_call_arguments.done``, any number of ``function_call`` items from
-    ``response.done`` (an ``incomplete`` item was cut off mid-call and is skipped)."""
-    kind = event.get("type")
-    if kind == "response.function_call_arguments.done":
-        found = [_call_of(event, str(event.get("response_id") or ""))]
-    elif kind == "response.done":
-        response = event.get("response")
-        response = response if isinstance(response, dict) else {}
-        rid = str(response.get("id") or "")
-        found = [
-            _call_of(item, rid)
-            for item in response.get("output") or []
-            if isinstance(item, dict)
-            and item.get("type") == "function_call"
-            and item.get("status") != "incomplete"
-        ]
-    else:
-        return []
-    return [c for c in found if c is not None]
-
-
-def _call_of(obj: dict[str, Any], response_id: str) -> ToolCall | None:
-    name, call_id, arguments = obj.get("name"), obj.get("call_id"), obj.get("arguments")
-    if not isinstance(call_id, str) or not call_id:
-        return None  # nothing to answer to
-    return ToolCall(
-        name=name if isinstance(name, str) else "",
-        arguments=arguments if isinstance(arguments, str) else "",
-        call_id=call_id,
-        response_id=response_id,
-    )
-
-
-# -- client events ------------------------------------------------------------------------
-def function_call_output(call_id: str, output: str) -> dict[str, Any]:
-    return {
-        "type": "conversation.item.create",
-        "item": {"type": "function_call_output", "call_id": call_id, "output": output},
-    }
-
-
-def response_create() -> dict[str, Any]:
-    return {"type": "response.create"}
-
-
-def system_note(text: str) -> dict[str, Any]:
-    """A system message for the model, e.g. that a transfer did not go through."""
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "system",
-            "content": [{"type": "input_text", "text": text}],
-        },
-    }
-
-
-# -- arguments ------------------------------------------------------------------------------
-class _BadArguments(ValueError):
-    pass
-
-
-def parse_arguments(name: str, raw: str) -> dict[str, str]:
-    """The tool's fields, trimmed; :class:`_BadArguments` says what is wrong otherwise."""
-    limits = LIMITS[name]
-    if len(raw) > MAX_ARGUMENTS_CHARS:
-        raise _BadArguments(f"the arguments are too long (over {MAX_ARGUMENTS_CHARS} characters)")
-    if not raw.strip() and not limits:
-        return {}  # a function without parameters may come with empty arguments
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _BadArguments("the arguments are not valid JSON") from None
-    if not isinstance(data, dict):
-        raise _BadArguments("the arguments must be a JSON object")
-    extra = sorted(set(data) - set(limits))
-    if extra:
-        raise _BadArguments("unexpected field " + ", ".join(repr(str(k)[:40]) for k in extra))
-    out: dict[str, str] = {}
-    for key, limit in limits.items():
-        if key not in data:
-            raise _BadArguments(f"missing field {key!r}")
-        value = data[key]
-        if not isinstance(value, str):
-            raise _BadArguments(f"field {key!r} must be a string")
-        value = " ".join(value.split())  # no control characters into an SMS or a <Say>
-        if not value:
-            raise _BadArguments(f"field {key!r} is empty")
-        if len(value) > limit:
-            raise _BadArguments(f"field {key!r} is too long (at most {limit} characters)")
-        out[key] = value
-    return out
-
-
 # -- the per-call tool box ------------------------------------------------------------------
 class ToolBox:
     """One call's tools. Not thread-safe; the bridge drives it from one greenlet."""
@@ -318,12 +137,12 @@ class ToolBox:
         self._texts: list[float] = []  # monotonic times of accepted texts
 
     def tools(self) -> list[dict[str, Any]]:
-        return tool_definitions(self.s, self.caller)
+        return tool_definitions(bool(self.s.transfer_number), self.caller)
 
     def calls_in(self, event: dict[str, Any]) -> list[ToolCall]:
         """New function calls in ``event``; one already seen (by ``call_id``) is dropped."""
         fresh = []
-        for call in tool_calls_in(event):
+        for call in function_calls_in(event):
             if call.call_id not in self._seen:
                 self._seen.add(call.call_id)
                 fresh.append(call)
@@ -346,7 +165,7 @@ class ToolBox:
             )
         try:
             args = parse_arguments(name, arguments)
-        except _BadArguments as exc:
+        except BadArguments as exc:
             text = f"Not done: {exc}. Call {name} again with correct arguments."
             return self._record(call, text, Nothing(), "invalid", {})
         if self.ending:
@@ -449,7 +268,7 @@ class ToolBox:
         """The events to send when the redirect did not happen: the call is still with the
         assistant, which must say so and offer a message instead."""
         self.ending = False
-        return [system_note(prompts.TOOL_TRANSFER_FAILED_NOTE), response_create()]
+        return [message("system", prompts.TOOL_TRANSFER_FAILED_NOTE), response_create()]
 
     def _record(
         self,

@@ -4,8 +4,9 @@ are the strings other processes store and compare."""
 from __future__ import annotations
 
 from common.end_reasons import VOICEMAIL_REASONS, EndReason
-from relay.call.after_call import NOT_SUMMARISED, REST_HANGUP_REASONS
-from relay.call.bridge import EndCall
+from relay.call.after_call import NOT_SUMMARISED
+from relay.call.outputs import EndCall
+from relay.call.session import REST_HANGUP_REASONS
 from tests.bridge.test_twilio_bridge import SID, audio, make
 
 #: Stored under the call-end key, sent as a summary's outcome, counted as a metrics label:

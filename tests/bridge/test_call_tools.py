@@ -22,13 +22,10 @@ from pydantic import Field, TypeAdapter
 
 from common import prompts
 from common.staff_hours import parse as parse_hours
+from relay.call.tool_specs import END_CALL, SEND_TEXT, TAKE_MESSAGE, TRANSFER
 from relay.call.tools import (
-    END_CALL,
     MAX_TEXTS_PER_CALL,
-    SEND_TEXT,
-    TAKE_MESSAGE,
     TEXT_INTERVAL_SECONDS,
-    TRANSFER,
     Hangup,
     Nothing,
     SendText,
@@ -36,11 +33,9 @@ from relay.call.tools import (
     ToolBox,
     ToolSettings,
     Transfer,
-    function_call_output,
-    response_create,
-    system_note,
-    tool_calls_in,
 )
+from relay.protocol.realtime import function_call_output, message, response_create
+from relay.protocol.realtime import function_calls_in as tool_calls_in
 
 BOT = "+14082605145"
 CALLER = "+14155550100"
@@ -420,5 +415,5 @@ def test_response_create_and_system_note_are_ga_client_events() -> None:
     assert CLIENT_EVENT.validate_python(response_create()).model_dump(exclude_unset=True) == {
         "type": "response.create"
     }
-    note = system_note("The transfer did not go through.")
+    note = message("system", "The transfer did not go through.")
     assert CLIENT_EVENT.validate_python(note).model_dump(exclude_unset=True) == note

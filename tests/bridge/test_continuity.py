@@ -11,9 +11,11 @@ import orjson
 import pytest
 
 from common import prompts
-from relay.call.bridge import BridgeSettings, EndCall, ToOpenAI, TwilioBridge
+from relay.call.bridge import TwilioBridge
 from relay.call.handover import CallState, LoadResume
+from relay.call.outputs import EndCall, ToOpenAI
 from relay.call.reconnect import Reconnect
+from relay.call.settings import BridgeSettings
 from sandbox.realtime_sim import schema
 from tests.bridge.test_twilio_bridge import (
     CALL_SID,

@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from relay.call.bridge import EndCall, TwilioBridge
-from relay.call.greeting import ResponseEnd
+from relay.call.bridge import TwilioBridge
+from relay.call.outputs import EndCall
+from relay.protocol.realtime import ResponseEnd
 from tests.bridge.test_twilio_bridge import SID, make, openai_msgs, speak, twilio_msgs
 
 VOICEMAIL = {"amd": "machine_end_beep", "direction": "outbound"}

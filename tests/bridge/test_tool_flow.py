@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from common import prompts
-from relay.call.bridge import BridgeSettings, EndCall, TwilioBridge
-from relay.call.outputs import RunTool
+from relay.call.bridge import TwilioBridge
+from relay.call.outputs import EndCall, RunTool
+from relay.call.settings import BridgeSettings
 from relay.call.tools import SendText, TakeMessage, ToolSettings, Transfer
 from sandbox.realtime_sim import schema
 from tests.bridge.test_twilio_bridge import (

@@ -8,8 +8,10 @@ import json
 import pytest
 
 from common import prompts
-from relay.call.bridge import BridgeSettings, EndCall, ToOpenAI, ToTwilio, TwilioBridge
+from relay.call.bridge import TwilioBridge
+from relay.call.outputs import EndCall, ToOpenAI, ToTwilio
 from relay.call.playback import PlaybackTracker, b64_decoded_len
+from relay.call.settings import BridgeSettings
 
 SID = "MZ" + "1" * 32
 CALL_SID = "CA" + "2" * 32

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.call.bridge import BridgeSettings
 from relay.call.greeting import session_update
+from relay.call.settings import BridgeSettings
 from tests.sandbox.realtime_client import SERVER_EVENT, connect, running_sim, send, until
 
 

@@ -264,3 +264,19 @@ def test_stream_tokens_name_their_call() -> None:
     bound = mint(key, "twilio", ttl_seconds=120, call_sid="CA" + "a" * 32)
     assert validate(bound, key, "twilio").call_sid == "CA" + "a" * 32
     assert validate(mint(key, "client"), key, "client").call_sid is None
+
+
+def test_cli_validates_a_token_that_begins_with_a_dash() -> None:
+    """A base64url token may begin with "-" (1 in 64 do); argparse must not take it for an
+    option (this once failed the CLI test at random)."""
+    env = base_env({"ENCRYPTION_KEY": base64.b64encode(KEY).decode()})
+    token = next(t for t in (mint(KEY, "twilio", 60) for _ in range(5000)) if t[0] == "-")
+    checked = subprocess.run(
+        [sys.executable, "-m", "common.tokens", "validate", token, "--origin", "twilio"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(checked)["origin"] == "twilio"
