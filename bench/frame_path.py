@@ -37,7 +37,7 @@ def media_frame_json(size: int = 391) -> bytes:
 
 
 def masked_frame(payload: bytes) -> bytes:
-    from relay.wire.server_socket import OP_TEXT, encode_header, unmask
+    from relay.wire.codec import OP_TEXT, encode_header, unmask
 
     mask = os.urandom(4)
     return encode_header(OP_TEXT, len(payload), mask=mask) + unmask(payload, mask)
@@ -65,8 +65,8 @@ def server_side() -> None:
     from geventwebsocket.utf8validator import Utf8Validator
     from geventwebsocket.websocket import Header, WebSocket
 
-    from relay.wire.codec import xor_mask
-    from relay.wire.server_socket import FastWebSocket, check_text, unmask
+    from relay.wire.codec import check_text, unmask, xor_mask
+    from relay.wire.server_socket import FastWebSocket
 
     payload = media_frame_json()
     frame = masked_frame(payload)

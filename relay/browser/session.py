@@ -30,14 +30,8 @@ import orjson
 from common.end_reasons import EndReason
 from relay.browser.policy import Verdict, error_event, police
 from relay.session_summary import SessionSummary
-from relay.wire.codec import CloseCode
-from relay.wire.server_socket import (
-    CLOSE_INTERNAL,
-    CLOSE_NORMAL,
-    CLOSE_TRY_AGAIN,
-    OP_TEXT,
-    FastWebSocket,
-)
+from relay.wire.codec import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_AGAIN, OP_TEXT, CloseCode
+from relay.wire.server_socket import FastWebSocket
 from relay.wire.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)

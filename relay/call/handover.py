@@ -23,9 +23,10 @@ import orjson
 import redis
 
 from common.config import Config
-from common.redis_util import key
+from common.redis_util import get_redis, key
 from common.stream_twiml import connect_stream, stream_token
 from common.twilio_client import make_client
+from relay import metrics
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +115,41 @@ def redirect_twiml(cfg: Config, state: CallState, resume_id: str) -> str:
 def redirect(cfg: Config, call_sid: str, twiml: str) -> Any:
     """Twilio's Calls API: run ``twiml`` now (the current stream ends, a new one opens)."""
     return make_client(cfg).calls(call_sid).update(twiml=twiml)
+
+
+def move(cfg: Config, state: CallState) -> bool:
+    """Save ``state`` and redirect the call to a new stream (blocking: Redis, Twilio REST).
+    False when either failed: the call is still here and ends the old way."""
+    resume_id = new_resume_id()
+    try:
+        save(get_redis(), state, resume_id)
+        redirect(cfg, state.call_sid, redirect_twiml(cfg, state, resume_id))
+    except Exception as exc:
+        log.error(
+            "handover failed: %s",
+            str(exc)[:200] or type(exc).__name__,
+            extra={"call_sid": state.call_sid, "reason": "handover_failed"},
+        )
+        metrics.HANDOVERS.labels("failed").inc()
+        return False
+    log.info(
+        "call handed over to another relay (%.1f s used, %d lines)",
+        state.used_s,
+        len(state.lines),
+        extra={"call_sid": state.call_sid, "outcome": "handed_over"},
+    )
+    metrics.HANDOVERS.labels("handed_over").inc()
+    return True
+
+
+def load(call_sid: str, resume_id: str) -> tuple[CallState | None, float]:
+    """The state another relay saved for this stream (claimed once), and the seconds since
+    it was saved; (None, 0) when it expired, was claimed or is unreadable."""
+    try:
+        state = claim(get_redis(), call_sid, resume_id)
+    except redis.RedisError as exc:
+        log.warning("resume state unreadable: %s", type(exc).__name__, extra={"call_sid": call_sid})
+        state = None
+    gap = max(0.0, time.time() - state.saved_at) if state is not None else 0.0
+    metrics.HANDOVERS.labels("resumed" if state is not None else "state_missing").inc()
+    return state, gap

@@ -35,7 +35,7 @@ from relay.call.reconnect import Reconnect
 from relay.call.settings import BridgeSettings
 from relay.call.ticker import TICKER
 from relay.session_summary import SessionSummary
-from relay.wire.hub_io import PeerNotReading
+from relay.wire.hub_io import PeerNotReading, pump
 from relay.wire.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -176,33 +176,6 @@ class TwilioCall:
             i = j
 
     # -- loops ------------------------------------------------------------------------------
-    def _pump(self, sock: Downstream | Upstream, handle: Callable[[int, bytes], None]) -> None:
-        """Hand ``sock``'s messages to ``handle`` until the socket closes.
-
-        From the hub when the socket allows it (:mod:`relay.wire.hub_io`: no greenlet switch per
-        message, which is most of a call's CPU), else from this greenlet. The first message
-        is read here either way: that empties the handshake's buffered reader.
-        """
-        got = sock.receive_raw()
-        if got is None:
-            return
-        handle(*got)
-        ended = gevent.event.Event()
-        start = getattr(sock, "start_hub", None)
-        if start is not None and not self._done.is_set() and start(handle, ended.set):
-            try:
-                ended.wait()
-            finally:
-                stop = getattr(sock, "stop_hub", None)
-                if stop is not None:
-                    stop()
-            return
-        while not self._done.is_set():
-            got = sock.receive_raw()
-            if got is None:
-                break
-            handle(*got)
-
     def _on_twilio(self, _opcode: int, payload: bytes) -> None:
         """One Media Streams message (may run in the hub: nothing here blocks)."""
         try:
@@ -222,7 +195,7 @@ class TwilioCall:
 
     def _twilio_loop(self) -> None:
         try:
-            self._pump(self.down, self._on_twilio)
+            pump(self.down, self._on_twilio, self._done)
         except Exception as exc:
             log.info(
                 "Twilio socket ended: %s",
@@ -308,7 +281,7 @@ class TwilioCall:
 
     def _read(self, up: Upstream) -> None:
         try:
-            self._pump(up, self._on_openai)
+            pump(up, self._on_openai, self._done)
         except Exception as exc:
             if not self._done.is_set():
                 log.warning(
@@ -336,17 +309,7 @@ class TwilioCall:
 
     # -- handover (relay.call.handover) ----------------------------------------------------------
     def _load_resume(self, resume_id: str) -> None:
-        try:
-            state = handover.claim(get_redis(), self.bridge.call_sid, resume_id)
-        except redis.RedisError as exc:
-            log.warning(
-                "resume state unreadable: %s",
-                type(exc).__name__,
-                extra={"call_sid": self.bridge.call_sid},
-            )
-            state = None
-        gap = max(0.0, time.time() - state.saved_at) if state is not None else 0.0
-        metrics.HANDOVERS.labels("resumed" if state is not None else "state_missing").inc()
+        state, gap = handover.load(self.bridge.call_sid, resume_id)
         self._apply(self.bridge.on_resume(state, time.monotonic(), gap))
         self._published = len(self.bridge.transcript.lines)  # published by the first relay
 
@@ -362,28 +325,9 @@ class TwilioCall:
         if self.up is not None:  # frozen: nothing more to say or hear on this session
             with contextlib.suppress(Exception):
                 self.up.close()
-        resume_id = handover.new_resume_id()
-        try:
-            handover.save(get_redis(), state, resume_id)
-            handover.redirect(
-                self.cfg, state.call_sid, handover.redirect_twiml(self.cfg, state, resume_id)
-            )
-        except Exception as exc:
-            log.error(
-                "handover failed: %s",
-                str(exc)[:200] or type(exc).__name__,
-                extra={"call_sid": state.call_sid, "reason": "handover_failed"},
-            )
-            metrics.HANDOVERS.labels("failed").inc()
+        if not handover.move(self.cfg, state):
             self._apply(self.bridge.on_handover_failed())
             return False
-        log.info(
-            "call handed over to another relay (%.1f s used, %d lines)",
-            state.used_s,
-            len(state.lines),
-            extra={"call_sid": state.call_sid, "outcome": "handed_over"},
-        )
-        metrics.HANDOVERS.labels("handed_over").inc()
         return True
 
     @property

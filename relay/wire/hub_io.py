@@ -28,7 +28,8 @@ import gevent
 import gevent.event
 import gevent.socket
 
-from relay.wire.codec import FrameBuffer, FrameError
+from relay.wire.codec import FrameError
+from relay.wire.frame_buffer import FrameBuffer
 
 log = logging.getLogger(__name__)
 
@@ -304,3 +305,31 @@ class MessagePump:
         if frames.error is not None and not self.stopped:
             self.stop()
             self._on_error(frames.error)
+
+
+def pump(sock, handle: Callable[[int, bytes], None], done: gevent.event.Event) -> None:
+    """Hand ``sock``'s messages to ``handle`` until the socket closes (or ``done`` is set).
+
+    From the hub when the socket allows it (``start_hub``: no greenlet switch per message,
+    which is most of a call's CPU), else from this greenlet. The first message is read here
+    either way: that empties the handshake's buffered reader.
+    """
+    got = sock.receive_raw()
+    if got is None:
+        return
+    handle(*got)
+    ended = gevent.event.Event()
+    start = getattr(sock, "start_hub", None)
+    if start is not None and not done.is_set() and start(handle, ended.set):
+        try:
+            ended.wait()
+        finally:
+            stop = getattr(sock, "stop_hub", None)
+            if stop is not None:
+                stop()
+        return
+    while not done.is_set():
+        got = sock.receive_raw()
+        if got is None:
+            break
+        handle(*got)

@@ -39,7 +39,7 @@ from relay.wire.codec import (
     parse_close,
 )
 from relay.wire.hub_io import MessagePump, Outbox
-from relay.wire.server_socket import SocketReader, hub_pump
+from relay.wire.sockets import SocketReader, hub_pump
 
 #: Masking keys are drawn from this many bytes of ``os.urandom`` at a time.
 MASK_POOL_BYTES = 4096

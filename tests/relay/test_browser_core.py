@@ -6,7 +6,7 @@ import orjson
 
 from common.end_reasons import EndReason
 from relay.browser.session import BrowserCore, Close, ToBrowser, ToUpstream
-from relay.wire.server_socket import OP_BINARY, OP_TEXT
+from relay.wire.codec import OP_BINARY, OP_TEXT
 
 
 def error_code(out) -> str:

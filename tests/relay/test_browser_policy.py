@@ -24,7 +24,7 @@ from relay.browser.policy import (
     police,
 )
 from relay.browser.session import BrowserCore, Close, Reply, ToUpstream
-from relay.wire.server_socket import OP_TEXT
+from relay.wire.codec import OP_TEXT
 from sandbox.realtime_sim import schema
 
 OPENING = owned_session_update(website_prompt(dt.date(2026, 12, 1)), "ash")

@@ -11,20 +11,20 @@ import os
 import pytest
 from geventwebsocket.websocket import Stream
 
-from relay.wire.server_socket import (
+from relay.wire.codec import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
     OP_PING,
     OP_PONG,
     OP_TEXT,
-    FastWebSocket,
     close_payload,
     encode_header,
     parse_close,
     read_frame,
     unmask,
 )
+from relay.wire.server_socket import FastWebSocket
 from tests.relay.hub_peer import CEILING, HubRecorder
 
 
