@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 #: The GA client events (``openai.types.realtime.RealtimeClientEvent``). Kept literal so the
-#: relay does not import the SDK (over a second at start); tests/relay/test_browser_policy.py
+#: relay does not import the SDK (over a second at start); tests/relay/browser/test_policy.py
 #: checks it against the pinned SDK's union.
 CLIENT_EVENT_TYPES = frozenset(
     {

@@ -1,5 +1,5 @@
 """What the hub-mode tests of both WebSocket sides share: a recorder of what ``start_hub``
-delivers (``tests/relay/test_frames.py`` for the Twilio side, ``test_upstream_client.py``
+delivers (``tests/relay/wire/test_server_socket.py`` for the Twilio side, ``test_upstream.py``
 for the OpenAI side) and the ceiling a broken implementation may hang a test for."""
 
 from __future__ import annotations

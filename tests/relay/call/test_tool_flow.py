@@ -15,7 +15,7 @@ from relay.call.outputs import EndCall, RunTool
 from relay.call.settings import BridgeSettings
 from relay.call.tools import SendText, TakeMessage, ToolSettings, Transfer
 from sandbox.realtime_sim import schema
-from tests.bridge.test_twilio_bridge import (
+from tests.relay.call.helpers import (
     CALL_SID,
     SID,
     openai_msgs,
@@ -240,7 +240,7 @@ def test_a_tool_call_seen_twice_is_answered_once(event: str) -> None:
 
 # ==== one mark per ~100 ms of audio (#12) ======================================================
 def test_small_deltas_get_one_mark_per_100_ms_and_the_item_end_its_own() -> None:
-    from tests.bridge.test_twilio_bridge import make as make_plain
+    from tests.relay.call.helpers import make as make_plain
 
     bridge, _ = make_plain()
     outs = speak(bridge, "resp_1", "item_1", 13, 20, 1.0)  # 260 ms in 20 ms deltas
@@ -256,7 +256,7 @@ def test_small_deltas_get_one_mark_per_100_ms_and_the_item_end_its_own() -> None
 
 
 def test_barge_in_between_sparse_marks_truncates_at_the_clock_position() -> None:
-    from tests.bridge.test_twilio_bridge import make as make_plain
+    from tests.relay.call.helpers import make as make_plain
 
     bridge, _ = make_plain()
     outs = speak(bridge, "resp_1", "item_1", 50, 20, 1.0)  # 1 s of audio at t=1.0

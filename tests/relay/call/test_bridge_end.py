@@ -7,7 +7,7 @@ from common.end_reasons import VOICEMAIL_REASONS, EndReason
 from relay.call.after_call import NOT_SUMMARISED
 from relay.call.outputs import EndCall
 from relay.call.session import REST_HANGUP_REASONS
-from tests.bridge.test_twilio_bridge import SID, audio, make
+from tests.relay.call.helpers import SID, audio, make
 
 #: Stored under the call-end key, sent as a summary's outcome, counted as a metrics label:
 #: renaming one breaks the web process, the workers or a dashboard.

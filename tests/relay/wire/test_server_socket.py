@@ -204,7 +204,7 @@ def test_a_malformed_peer_close_is_answered_1002_and_not_waited_on():
     assert len(requested) == before
 
 
-def test_after_a_bad_frame_header_linger_shuts_down_and_drains_to_the_peers_eof():
+def test_after_a_badframe_header_linger_shuts_down_and_drains_to_the_peers_eof():
     import gevent
     import gevent.socket
 

@@ -23,12 +23,12 @@ from relay.wire.codec import (
     OP_PING,
     OP_TEXT,
     CloseCode,
-    FrameBuffer,
     FrameError,
     MessageAssembler,
     encode_header,
     unmask,
 )
+from relay.wire.frame_buffer import FrameBuffer
 from relay.wire.hub_io import HubReader, MessagePump, Outbox, PeerNotReading, os_socket
 from tests.relay.hub_peer import CEILING
 

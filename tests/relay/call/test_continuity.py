@@ -17,7 +17,7 @@ from relay.call.outputs import EndCall, ToOpenAI
 from relay.call.reconnect import Reconnect
 from relay.call.settings import BridgeSettings
 from sandbox.realtime_sim import schema
-from tests.bridge.test_twilio_bridge import (
+from tests.relay.call.helpers import (
     CALL_SID,
     SID,
     audio,

@@ -10,7 +10,7 @@ import pytest
 from relay.call.bridge import TwilioBridge
 from relay.call.outputs import EndCall
 from relay.protocol.realtime import ResponseEnd
-from tests.bridge.test_twilio_bridge import SID, make, openai_msgs, speak, twilio_msgs
+from tests.relay.call.helpers import SID, make, openai_msgs, speak, twilio_msgs
 
 VOICEMAIL = {"amd": "machine_end_beep", "direction": "outbound"}
 CALL_SID = "CA" + "2" * 32

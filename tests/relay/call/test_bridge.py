@@ -2,72 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 
 from common import prompts
 from relay.call.bridge import TwilioBridge
-from relay.call.outputs import EndCall, ToOpenAI, ToTwilio
+from relay.call.outputs import EndCall
 from relay.call.playback import PlaybackTracker, b64_decoded_len
-from relay.call.settings import BridgeSettings
-
-SID = "MZ" + "1" * 32
-CALL_SID = "CA" + "2" * 32
-
-
-def start_msg(**params: str) -> dict:
-    return {
-        "event": "start",
-        "streamSid": SID,
-        "start": {
-            "streamSid": SID,
-            "callSid": CALL_SID,
-            "accountSid": "AC" + "3" * 32,
-            "tracks": ["inbound"],
-            "customParameters": params,
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-        },
-    }
-
-
-def audio(ms: int) -> str:
-    return base64.b64encode(b"\x7f" * (8 * ms)).decode()
-
-
-def openai_msgs(outs) -> list[dict]:
-    return [json.loads(o.text) for o in outs if isinstance(o, ToOpenAI)]
-
-
-def twilio_msgs(outs) -> list[dict]:
-    return [json.loads(o.text) for o in outs if isinstance(o, ToTwilio)]
-
-
-def make(params: dict | None = None, **kw) -> tuple[TwilioBridge, list]:
-    bridge = TwilioBridge(
-        BridgeSettings(model="gpt-realtime-2.1", **kw), now=0.0, call_sid=CALL_SID
-    )
-    params = {"direction": "inbound"} if params is None else params
-    early = bridge.on_twilio(start_msg(**params), 0.0)
-    assert early == []  # nothing goes out before the upstream is open
-    return bridge, bridge.on_upstream_open(0.0)
-
-
-def speak(bridge: TwilioBridge, response: str, item: str, chunks: int, ms: int, t0: float):
-    """The model streams ``chunks`` deltas of ``ms`` each, all at ``t0``."""
-    outs = bridge.on_openai({"type": "response.created", "response": {"id": response}}, t0)
-    for _ in range(chunks):
-        outs += bridge.on_openai(
-            {
-                "type": "response.output_audio.delta",
-                "response_id": response,
-                "item_id": item,
-                "delta": audio(ms),
-            },
-            t0,
-        )
-    return outs
+from tests.relay.call.helpers import (
+    SID,
+    audio,
+    make,
+    openai_msgs,
+    speak,
+    twilio_msgs,
+)
 
 
 def test_start_sends_ga_session_then_greeting() -> None:
@@ -230,7 +178,7 @@ def test_stop_and_upstream_loss() -> None:
     assert bridge.on_twilio({"event": "stop", "streamSid": SID}, 3.0) == [
         EndCall("caller_hung_up", deliberate=True)
     ]
-    bridge2, _ = make(reconnect_attempts=0)  # reconnects: tests/bridge/test_continuity.py
+    bridge2, _ = make(reconnect_attempts=0)  # reconnects: tests/relay/call/test_continuity.py
     assert bridge2.on_upstream_closed(2.0) == [EndCall("upstream_lost", deliberate=False)]
 
 
