@@ -8,12 +8,15 @@ from common import prompts
 from relay.call.bridge import TwilioBridge
 from relay.call.outputs import EndCall
 from relay.call.playback import PlaybackTracker, b64_decoded_len
+from relay.call.settings import BridgeSettings
 from tests.relay.call.helpers import (
+    CALL_SID,
     SID,
     audio,
     make,
     openai_msgs,
     speak,
+    start_msg,
     twilio_msgs,
 )
 
@@ -289,3 +292,14 @@ def test_playback_interpolates_between_echoes() -> None:
     assert p.items["i"].played_at(1.05) == pytest.approx(350)
     assert late.startswith("a")
     assert b64_decoded_len(audio(100)) == 800
+
+
+def test_a_start_whose_stream_sid_could_break_the_json_is_refused() -> None:
+    """The stream SID is spliced into every message to Twilio: a start whose SID is not a
+    SID starts nothing (no session, nothing to Twilio) and counts as bad media."""
+    bridge = TwilioBridge(BridgeSettings(model="gpt-realtime-2.1"), now=0.0, call_sid=CALL_SID)
+    msg = start_msg(direction="inbound")
+    msg["streamSid"] = msg["start"]["streamSid"] = 'MZ1","event":"clear'
+    assert bridge.on_twilio(msg, 0.0) == []
+    assert bridge.on_upstream_open(0.0) == [] and bridge.bad_media == 1
+    assert bridge.stream_sid == "" and bridge.started_at_start is None

@@ -286,6 +286,20 @@ def test_bad_arguments_say_exactly_what_is_wrong(name: str, raw: str, problem: s
     assert counted(name, "invalid") == before + 1
 
 
+def test_bad_arguments_name_every_problem_at_once() -> None:
+    """One output lists all that is wrong, so the model fixes it in one more try."""
+    done = box().handle(SEND_TEXT, args(text="the link"), "c", 0.0, OPEN)
+    assert "unexpected field 'text'" in done.output and "missing field 'message'" in done.output
+    done = box().handle(TAKE_MESSAGE, args(name=" ", callback_number=5, extra=1), "c", 0.0)
+    for problem in (
+        "unexpected field 'extra'",
+        "field 'name' is empty",
+        "field 'callback_number' must be a string",
+        "missing field 'message'",
+    ):
+        assert problem in done.output
+
+
 def test_unknown_tool_names_share_one_metric_label() -> None:
     before = counted("unknown", "unknown_tool")
     done = box().handle("format_disk" * 10, "{}", "c", 0.0)
