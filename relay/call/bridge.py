@@ -46,7 +46,7 @@ from relay.call.playout import Playout
 from relay.call.replay import History
 from relay.call.settings import BridgeSettings
 from relay.call.tool_flow import TOOL_EVENTS, ToolFlow
-from relay.call.tools import ToolOutcome
+from relay.call.tools import ToolBox, ToolOutcome
 from relay.protocol import realtime, twilio_media
 from relay.protocol.realtime import BENIGN_ERRORS, ResponseEnd, response_of, transcript_of
 from relay.protocol.twilio_media import StreamWriter
@@ -100,22 +100,54 @@ class TwilioBridge:
         self.bad_media = 0
         self._goodbye_deadline: float | None = None
 
-    # -- what the rest of the relay reads ----------------------------------------------------
-    call_sid = property(lambda self: self.info.call_sid)
-    stream_sid = property(lambda self: self.stream.sid)
-    params = property(lambda self: self.info.params)
-    kind = property(lambda self: self.info.kind)
-    voicemail = property(lambda self: self.info.voicemail)
-    started_at = property(lambda self: self.info.started_at)
-    started_at_start = property(lambda self: self.info.started_at_start)
-    ended = property(lambda self: self.call_end.ended)
-    history = property(lambda self: self.ledger.history)
-    tools = property(lambda self: self.tool_flow.tools)
-    transfers = property(lambda self: self.tool_flow.transfers)
-    barge_ins = property(lambda self: self.playout.barge_ins)
-    gaps = property(lambda self: self.link.gaps)
-    reconnected = property(lambda self: self.link.reconnected)
-    drops = property(lambda self: self.link.drops)
+    # -- what the rest of the relay reads (the parts own the state) -------------------------
+    @property
+    def call_sid(self) -> str:
+        return self.info.call_sid
+
+    @property
+    def stream_sid(self) -> str:
+        return self.stream.sid
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.info.params
+
+    @property
+    def started_at_start(self) -> float | None:
+        return self.info.started_at_start
+
+    @property
+    def ended(self) -> EndCall | None:
+        return self.call_end.ended
+
+    @property
+    def tools(self) -> ToolBox | None:
+        return self.tool_flow.tools
+
+    @property
+    def transfers(self) -> list[dict[str, str]]:
+        return self.tool_flow.transfers
+
+    @property
+    def barge_ins(self) -> int:
+        return self.playout.barge_ins
+
+    @property
+    def gaps(self) -> list[float]:
+        return self.link.gaps
+
+    @property
+    def voicemail(self) -> bool:
+        return self.info.voicemail
+
+    @property
+    def reconnected(self) -> int:
+        return self.link.reconnected
+
+    @property
+    def drops(self) -> int:
+        return self.link.drops
 
     def end(self, reason: EndReason, deliberate: bool = False, code: int = 1000) -> EndCall:
         """End the call; the first end stands and is returned."""

@@ -383,7 +383,7 @@ class TwilioCall:
             deliberate=ended.deliberate,
             close_code=ended.close_code,
             duration_s=seconds,
-            elapsed_s=time.monotonic() - bridge.started_at,
+            elapsed_s=time.monotonic() - bridge.info.started_at,
             frames_in=self.frames_in,
             frames_out=self.frames_out,
             malformed=self.malformed,

@@ -50,7 +50,7 @@ def test_start_sends_ga_session_then_greeting() -> None:
 )
 def test_greeting_per_direction(params: dict, kind: str) -> None:
     bridge, outs = make(params)
-    assert bridge.kind == kind
+    assert bridge.info.kind == kind
     assert prompts.greeting(kind) in openai_msgs(outs)[1]["item"]["content"][0]["text"]
 
 
