@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from relay.protocol import realtime
+
 #: The GA client events (``openai.types.realtime.RealtimeClientEvent``). Kept literal so the
 #: relay does not import the SDK (over a second at start); tests/relay/browser/test_policy.py
 #: checks it against the pinned SDK's union.
@@ -102,13 +104,8 @@ def owned_session(instructions: str, voice: str) -> dict[str, Any]:
 
 
 def owned_session_update(instructions: str, voice: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "session.update",
-            "event_id": "event_relay_session",
-            "session": owned_session(instructions, voice),
-        }
-    )
+    session = owned_session(instructions, voice)
+    return orjson.dumps(realtime.session_update(session, event_id="event_relay_session"))
 
 
 #: ``{"type":"<type>"`` for each event type: a frame that begins so has that type first.
