@@ -110,7 +110,7 @@ def with_identity(text: str) -> str:
     return f"{IDENTITY} {body}" if body else IDENTITY
 
 
-# -- the call's tools (relay/call/tool_specs.py) ---------------------------------------------------
+# -- the call's tools (relay/call/tool_specs.py) ---------------------------------------
 #: Appended to the voice prompt of a live call that has tools (not to voicemails).
 TOOL_INSTRUCTIONS = """\
 
