@@ -15,7 +15,7 @@ Tools (``end_call`` always; ``transfer_to_staff`` only with ``STAFF_TRANSFER_NUM
 - ``send_text(message)``: an SMS to the caller's own number (never another) from the bot number,
   beginning with the identity sentence; one per :data:`TEXT_INTERVAL_SECONDS`, a few per call.
 - ``take_message(name, callback_number, message)``: kept for staff; the callback number must be
-  an ordinary US/Canadian number (the toll-fraud rules of :mod:`tasks.destinations`).
+  an ordinary US/Canadian number (the toll-fraud rules of :mod:`common.phone_numbers`).
 
 A function call arrives twice: as ``response.function_call_arguments.done`` and again as a
 ``function_call`` item in ``response.done``; :meth:`ToolBox.calls_in` reads both and keeps
@@ -30,9 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from common import prompts
+from common.phone_numbers import normalize_us_number, refusal
 from relay.tool_metrics import TOOL_CALLS
-from tasks.destinations import refusal
-from tasks.parsing import normalize_us_number
 
 if TYPE_CHECKING:
     from common.config import Config
