@@ -1,4 +1,4 @@
-"""Celery settings (read by ``celery_init_app`` via ``config_from_object``).
+"""Celery settings (read by :func:`common.celery_app.celery_init_app`).
 
 Delivery is at-least-once by design: ``acks_late`` plus ``reject_on_worker_lost`` re-run a
 task whose worker died, and the task itself guarantees at most one reply (a Redis lock, a

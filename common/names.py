@@ -35,8 +35,16 @@ def call_transcript_channel(call_sid: str) -> str:
 
 
 # -- metrics ----------------------------------------------------------------------------------
+# Series kept in Redis (:mod:`common.stats`): written by web processes or workers, exported by
+# the web's ``/metrics``.
 #: ``gateframes_webhook_events_total{route, outcome}``, counted by web processes through Redis.
 WEBHOOK_EVENTS = "gateframes_webhook_events"
+#: ``gateframes_task_runs_total{task, outcome}``: Celery task runs, counted by the workers.
+TASK_RUNS = "gateframes_task_runs"
+#: ``gateframes_task_retries_total{task}``: retries the workers scheduled.
+TASK_RETRIES = "gateframes_task_retries"
+#: ``gateframes_task_seconds{task}`` (``_count``, ``_sum``): how long task runs took.
+TASK_SECONDS = "gateframes_task_seconds"
 #: The ``route`` label of each signature-checked view (Flask endpoint → label), so a refusal
 #: (counted by the signature check) lands under the same label as the view's own outcomes.
 WEBHOOK_ROUTES = {
@@ -51,15 +59,24 @@ def webhook_route(endpoint: str | None, blueprint: str | None = None) -> str:
     return WEBHOOK_ROUTES.get(endpoint or "", blueprint or endpoint or "unknown")
 
 
+# -- calls ------------------------------------------------------------------------------------
+#: ``DialCallStatus`` values meaning the caller talked to staff (the ``<Dial>`` bridged): read by
+#: the web's after-Dial route and by the relay's after-call work.
+BRIDGED = frozenset({"completed", "answered"})
+
+
 # -- texts ------------------------------------------------------------------------------------
 #: Twilio refuses longer SMS bodies (21617) and Conversations message bodies.
 SMS_MAX_CHARS = 1600
+#: Dropped before the ellipsis of a cut text: whitespace and clause punctuation.
+_TRAILING = " \t\r\n\f\v,;:"
 
 
 def fit_sms(text: str, limit: int = SMS_MAX_CHARS) -> str:
-    """``text`` cut to fit one SMS body, at a word boundary with an ellipsis when cut."""
+    """``text`` cut to at most ``limit`` characters for an SMS body: when cut, at the last word
+    boundary in its second half (else mid-word), trailing ``,;:`` dropped, with an ellipsis."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
     space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
+    return (cut[:space] if space > limit // 2 else cut).rstrip(_TRAILING) + "…"

@@ -1,7 +1,9 @@
-"""Redis helpers: one client per process, key names in one place."""
+"""Redis helpers: one client per process, key names in one place, and the two ways a process
+keeps a piece of work to itself (:func:`claim` and :class:`TaskLock`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import redis
@@ -28,3 +30,38 @@ def get_redis() -> redis.Redis:
         socket_timeout=2.0,
         health_check_interval=30,
     )
+
+
+def claim(
+    client: redis.Redis,
+    name: str,
+    value: str | bytes = "1",
+    *,
+    ex: int | None = None,
+    px: int | None = None,
+) -> bool:
+    """True for the first caller to set ``name`` (``SET NX`` with a TTL of ``ex`` seconds or
+    ``px`` milliseconds), False while it exists: a once-only marker (a dedupe key, a nonce, a
+    call being dialled). ``client`` is any Redis client (the relay keeps its own)."""
+    return bool(client.set(name, value, nx=True, ex=ex, px=px))
+
+
+class TaskLock:
+    """A Redis lock that a task tries once, without waiting, around work no two deliveries may
+    do at the same time; it expires after ``seconds``, so a holder that died frees it.
+
+    ``lock = TaskLock(name, seconds)``, then ``try: if not lock.take(): ...`` with
+    ``lock.release()`` in the ``finally``."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        self._lock = get_redis().lock(name, timeout=seconds)  # no I/O until take()
+
+    def take(self) -> bool:
+        """Acquire the lock if it is free; False if another holder has it."""
+        return bool(self._lock.acquire(blocking=False))
+
+    def release(self) -> None:
+        """Free the lock; one not taken, already expired, or with Redis gone is left to its
+        TTL (never raises)."""
+        with contextlib.suppress(Exception):
+            self._lock.release()

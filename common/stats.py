@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import redis
 from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
 
+from common.names import TASK_RETRIES, TASK_RUNS, TASK_SECONDS, WEBHOOK_EVENTS
 from common.redis_util import get_redis, key
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,10 @@ class Series:
 
 
 SERIES: dict[str, Series] = {
-    "gateframes_webhook_events": Series(
-        "Twilio webhook requests by route and outcome", ("route", "outcome")
-    ),
-    "gateframes_task_runs": Series("Celery task runs by task and outcome", ("task", "outcome")),
-    "gateframes_task_retries": Series("Celery task retries scheduled", ("task",)),
-    "gateframes_task_seconds": Series("Celery task run time", ("task",), summary=True),
+    WEBHOOK_EVENTS: Series("Twilio webhook requests by route and outcome", ("route", "outcome")),
+    TASK_RUNS: Series("Celery task runs by task and outcome", ("task", "outcome")),
+    TASK_RETRIES: Series("Celery task retries scheduled", ("task",)),
+    TASK_SECONDS: Series("Celery task run time", ("task",), summary=True),
 }
 
 

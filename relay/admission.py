@@ -36,6 +36,7 @@ from twilio.request_validator import RequestValidator
 from common import tokens
 from common.config import Config
 from common.names import BROWSER_ORIGIN, TWILIO_ORIGIN
+from common.redis_util import claim
 from common.redis_util import key as redis_key
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,7 @@ class RedisGate:
         return max(1, int(stats.reset_time - time.time()) + 1)
 
     def claim_nonce(self, nonce: str, ttl_ms: int) -> bool:
-        return bool(self.redis.set(redis_key("nonce", nonce), b"1", nx=True, px=max(1, ttl_ms)))
+        return claim(self.redis, redis_key("nonce", nonce), b"1", px=max(1, ttl_ms))
 
     def ping(self) -> None:
         self.redis.ping()

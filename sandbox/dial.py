@@ -7,7 +7,7 @@ the caller hears the apology or a plain hang-up.
 The webhook's ``Direction`` is Twilio's: ``inbound`` for a call to our number,
 ``outbound-api`` for one placed through the Calls API. ``AnsweredBy`` (answering machine
 detection) exists only on API calls and only with values the call's ``MachineDetection`` can
-produce (the Twilio simulator's rule, :data:`sandbox.twilio_sim.calls.ANSWERED_BY`).
+produce (the Twilio simulator's rule, :data:`sandbox.twilio_sim.call_model.ANSWERED_BY`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from sandbox.twilio_sim.calls import ANSWERED_BY, answered_by_values
+from sandbox.twilio_sim.call_model import ANSWERED_BY, answered_by_values
 
 
 @dataclass

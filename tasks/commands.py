@@ -8,10 +8,11 @@ from celery.signals import worker_ready
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from common import phone_numbers
 from common.config import Config, get_config
 from common.prompts import with_identity
 from common.redis_util import get_redis, key
-from tasks import call_quota, destinations, twilio_ops
+from tasks import call_quota, twilio_ops
 from tasks.parsing import Command
 from tasks.retry import is_transient
 
@@ -112,7 +113,7 @@ def _screen(cfg: Config, numbers: list[str]) -> tuple[list[str], list[str]]:
     """(numbers that may be used, "number (reason)" for the ones that may not)."""
     allowed, refused = [], []
     for number in numbers:
-        reason = destinations.refusal(number, cfg.bot_projected_address)
+        reason = phone_numbers.refusal(number, cfg.bot_projected_address)
         if reason is None:
             allowed.append(number)
         else:

@@ -8,7 +8,6 @@ maintenance reply instead of silence.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
@@ -19,7 +18,7 @@ from common import inbox
 from common.config import Config, get_config
 from common.openai_client import get_openai
 from common.prompts import MAINTENANCE_REPLY
-from common.redis_util import get_redis, key
+from common.redis_util import TaskLock, key
 from common.task_names import HANDLE_EVENT
 from common.twilio_client import get_twilio
 from tasks import commands, twilio_ops
@@ -140,9 +139,9 @@ def _handle(self, event: dict[str, Any]) -> str:
         log.info("empty message; no reply", extra={**ctx, "outcome": "skipped"})
         return "skipped"
 
-    lock = get_redis().lock(key("lock", reply_key), timeout=cfg.task_lock_seconds)
+    lock = TaskLock(key("lock", reply_key), cfg.task_lock_seconds)
     try:
-        if not lock.acquire(blocking=False):
+        if not lock.take():
             return _wait_for_lock(cfg, event, ctx)
         # A state change is not a new message: answer only a customer message nobody answered.
         only_unanswered = event.get("EventType") == "onConversationStateUpdated"
@@ -168,8 +167,7 @@ def _handle(self, event: dict[str, Any]) -> str:
         post_maintenance(cfg, conversation_sid, reply_key)
         return "maintenance"
     finally:
-        with contextlib.suppress(Exception):  # expired or Redis gone: the TTL frees it
-            lock.release()
+        lock.release()
     log.info("event handled", extra={**ctx, "outcome": outcome})
     return outcome
 

@@ -13,6 +13,7 @@ from typing import Any
 from celery import signals
 
 from common import stats
+from common.names import TASK_RETRIES, TASK_RUNS, TASK_SECONDS
 
 _started: dict[str, float] = {}
 
@@ -39,11 +40,11 @@ def _postrun(
         outcome = retval if isinstance(retval, str) and len(retval) < 40 else "ok"
     else:
         outcome = (state or "unknown").lower()
-    stats.incr("gateframes_task_runs", name, outcome)
+    stats.incr(TASK_RUNS, name, outcome)
     if began is not None:
-        stats.observe("gateframes_task_seconds", time.monotonic() - began, name)
+        stats.observe(TASK_SECONDS, time.monotonic() - began, name)
 
 
 @signals.task_retry.connect
 def _retry(sender: Any = None, **_: Any) -> None:
-    stats.incr("gateframes_task_retries", getattr(sender, "name", "unknown"))
+    stats.incr(TASK_RETRIES, getattr(sender, "name", "unknown"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from common.phone_numbers import normalize_us_number
+
 #: ``@ai`` as a word: not inside an address (``mail@ai.com``) or a longer handle (``@aid``).
 #: A trailing ``:`` is part of the mention; a sentence-ending ``.`` is allowed.
 _MENTION = re.compile(r"(?<![\w.@+-])@ai(?:\s*:|(?=$|[\s,!?;)\]}\"']|\.(?:\s|$)))", re.IGNORECASE)
@@ -29,19 +31,6 @@ def strip_mention(text: str) -> str:
     stripped = _MENTION.sub(" ", text or "")
     stripped = re.sub(r"\s+([.,!?;:])", r"\1", stripped)
     return re.sub(r"\s{2,}", " ", stripped).strip(" \t\r\n,:")
-
-
-def normalize_us_number(raw: str) -> str | None:
-    """``+1NXXNXXXXXX`` for a valid US/NANP number written any common way, else None."""
-    digits = re.sub(r"\D", "", raw)
-    if len(digits) == 11 and digits.startswith("1"):
-        digits = digits[1:]
-    if len(digits) != 10:
-        return None
-    # NANP: area code and exchange start with 2-9.
-    if digits[0] in "01" or digits[3] in "01":
-        return None
-    return "+1" + digits
 
 
 @dataclass

@@ -8,7 +8,6 @@ the backoff and the log line are the same everywhere, and :func:`is_transient` s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -20,7 +19,7 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from common.config import Config
-from common.redis_util import get_redis
+from common.redis_util import TaskLock
 from tasks.chat import EmptyReply
 
 log = logging.getLogger(__name__)
@@ -85,9 +84,9 @@ def locked_run(
     expires after TASK_LOCK_SECONDS). A transient failure → :func:`retry_later`. Redis down →
     raise, so the message stays unacknowledged and comes back with Redis. Any other failure
     → the final-failure path: one error line naming ``what``, outcome ``failed``."""
-    lock = get_redis().lock(lock_name, timeout=cfg.task_lock_seconds)
+    lock = TaskLock(lock_name, cfg.task_lock_seconds)
     try:
-        if not lock.acquire(blocking=False):
+        if not lock.take():
             raise task.retry(countdown=1.0, max_retries=cfg.task_lock_seconds)
         outcome = work()
     except Retry:
@@ -105,7 +104,6 @@ def locked_run(
         )
         return "failed"
     finally:
-        with contextlib.suppress(Exception):  # expired or Redis gone: the TTL frees it
-            lock.release()
+        lock.release()
     log.info("%s handled", what, extra={**ctx, "outcome": outcome})
     return outcome

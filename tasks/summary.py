@@ -28,6 +28,7 @@ from typing import Any
 from celery import shared_task
 
 from common.config import Config, get_config
+from common.names import fit_sms
 from common.redis_util import get_redis, key
 from common.task_names import SUMMARIZE_CALL
 from common.twilio_client import get_twilio
@@ -104,13 +105,8 @@ def missed_text(record: dict[str, Any]) -> str:
 
 
 def fit(text: str, limit: int = MAX_SUMMARY_CHARS) -> str:
-    """At most ``limit`` characters, cut at a word boundary."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+    """``text`` on one line (whitespace runs made single spaces), cut by :func:`fit_sms`."""
+    return fit_sms(" ".join(text.split()), limit)
 
 
 def head(record: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from common.config import Config
-from common.redis_util import get_redis, key
+from common.redis_util import claim, get_redis, key
 from tasks import call_quota
 from tasks.chat import Turn, media_types
 
@@ -151,7 +151,7 @@ def place_call(client: Client, cfg: Config, reply_key: str, number: str, author:
     re-run must not ring the person a second time, so an unfinished marker counts as placed."""
     marker = key("call", reply_key, number)
     r = get_redis()
-    if not r.set(marker, "dialing", nx=True, ex=MARKER_SECONDS):
+    if not claim(r, marker, "dialing", ex=MARKER_SECONDS):
         return r.get(marker) or "dialing"
     try:
         call_quota.reserve(cfg, author)

@@ -16,7 +16,7 @@ from celery import shared_task
 
 from common.config import Config, get_config
 from common.end_reasons import EndReason
-from common.names import SMS_MAX_CHARS
+from common.names import SMS_MAX_CHARS, fit_sms
 from common.redis_util import get_redis, key
 from common.task_names import NOTIFY_VOICEMAIL
 from common.twilio_client import get_twilio
@@ -43,7 +43,7 @@ def notice_text(notice: dict[str, Any]) -> str:
             f"(call {call}), but the machine did not let it finish"
         )
     body = f'{head}: "{said}"' if said else f"{head}."
-    return body if len(body) <= MAX_SMS_CHARS else body[: MAX_SMS_CHARS - 1] + "…"
+    return fit_sms(body, MAX_SMS_CHARS)
 
 
 @shared_task(bind=True, name=NOTIFY_VOICEMAIL, acks_late=True, max_retries=None)

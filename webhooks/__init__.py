@@ -1,14 +1,14 @@
-"""The web process: Twilio webhooks (Flask), wired to Celery the Flask way."""
+"""The web process: Twilio webhooks (Flask); work is queued by name on the shared Celery app."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from celery import Celery, Task
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from common.celery_app import celery_init_app
 from common.config import Config, get_config
 from common.logs import configure_logging
 
@@ -30,21 +30,6 @@ def _warn_untrusted_router() -> Callable[[], None]:
             )
 
     return check
-
-
-def celery_init_app(app: Flask) -> Celery:
-    """Create the Celery app whose tasks run inside this Flask app's context."""
-
-    class FlaskTask(Task):
-        def __call__(self, *args: object, **kwargs: object) -> object:
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
-    celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object("celeryconfig")
-    celery_app.set_default()
-    app.extensions["celery"] = celery_app
-    return celery_app
 
 
 def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Flask:
@@ -82,7 +67,8 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
     limiter.exempt(transfer.bp)
     limiter.exempt(health.bp)
 
-    celery_app = celery_init_app(app)
+    celery_app = celery_init_app()
+    app.extensions["celery"] = celery_app
     if start_drainer:
         from webhooks.queue import Spool
         from webhooks.queue import start_drainer as run_drainer

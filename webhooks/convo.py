@@ -17,7 +17,7 @@ from limits import parse
 from common import inbox, stats
 from common.config import Config
 from common.names import WEBHOOK_EVENTS
-from common.redis_util import get_redis, key
+from common.redis_util import claim, get_redis, key
 from webhooks.extensions import limiter
 from webhooks.queue import Spool, publish
 from webhooks.security import twilio_signed
@@ -97,7 +97,7 @@ def convo_event():
         event[inbox.ID_FIELD] = dkey  # one inbox entry per message, however often posted
     if dkey is not None:
         try:
-            fresh = get_redis().set(key("dedupe", dkey), "1", nx=True, ex=cfg.dedupe_seconds)
+            fresh = claim(get_redis(), key("dedupe", dkey), ex=cfg.dedupe_seconds)
         except redis.RedisError:
             fresh = True  # the task's own reply marker still prevents a second reply
         if not fresh:

@@ -26,12 +26,13 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from common import call_keys, stats
 from common.config import Config
+from common.names import BRIDGED, WEBHOOK_EVENTS
 from common.redis_util import get_redis
 from webhooks.security import twilio_signed
 
 log = logging.getLogger(__name__)
 
-EVENTS = "gateframes_webhook_events"
+EVENTS = WEBHOOK_EVENTS
 bp = Blueprint("transfer", __name__)
 
 NO_ANSWER = (
@@ -41,8 +42,6 @@ NO_ANSWER = (
 THANKS = "Thank you, we got your message. A GateFrames team member will call you back. Goodbye."
 NOTHING_RECORDED = "We did not get a message. Please call again or text this number. Goodbye."
 RECORD_MAX_SECONDS = 120
-#: DialCallStatus values meaning the caller talked to staff.
-BRIDGED = frozenset({"completed", "answered"})
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 
 

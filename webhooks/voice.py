@@ -24,14 +24,14 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from common import stats
 from common.config import Config
-from common.names import call_end_key
+from common.names import WEBHOOK_EVENTS, call_end_key
 from common.redis_util import get_redis
 from common.stream_twiml import connect_stream, stream_token
 from webhooks.security import twilio_signed
 
 log = logging.getLogger(__name__)
 
-EVENTS = "gateframes_webhook_events"
+EVENTS = WEBHOOK_EVENTS
 bp = Blueprint("voice", __name__)
 
 APOLOGY = (

@@ -32,6 +32,7 @@ import redis
 from common import call_keys
 from common.config import Config
 from common.end_reasons import VOICEMAIL_REASONS, EndReason
+from common.names import BRIDGED
 from common.redis_util import get_redis
 from relay import metrics
 from relay.call import notify
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 #: Ends after which this relay does not summarise: the call goes on elsewhere, or it never
 #: was one of ours.
 NOT_SUMMARISED = frozenset({EndReason.HANDED_OVER, EndReason.CALL_SID_MISMATCH})
-#: DialCallStatus values meaning staff took the call (webhooks.transfer.BRIDGED).
-BRIDGED = ("completed", "answered")
 POLL_SECONDS = 1.0
 #: After a missed transfer the caller may record up to 2 minutes (webhooks.transfer).
 RECORDING_WAIT_SECONDS = 150.0

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 
+from common.celery_app import celery_init_app
 from common.end_reasons import EndReason
 from common.task_names import NOTIFY_VOICEMAIL, SUMMARIZE_CALL
 from relay import metrics
@@ -25,11 +26,10 @@ _app: Celery | None = None
 
 
 def _celery() -> Celery:
-    """A producer-only Celery app on the workers' broker (no Flask app in the relay)."""
+    """The shared Celery app (:mod:`common.celery_app`), used here only to queue by name."""
     global _app
     if _app is None:
-        _app = Celery("gateframes")
-        _app.config_from_object("celeryconfig")
+        _app = celery_init_app()
     return _app
 
 

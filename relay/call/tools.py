@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from common import prompts
+from common.phone_numbers import normalize_us_number, refusal
 from relay.call.tool_specs import (
     END_CALL,
     LIMITS,
@@ -32,8 +33,6 @@ from relay.call.tool_specs import (
 from relay.metrics import TOOL_CALLS
 from relay.protocol.realtime import FunctionCall as ToolCall
 from relay.protocol.realtime import function_calls_in, message, response_create
-from tasks.destinations import refusal
-from tasks.parsing import normalize_us_number
 
 if TYPE_CHECKING:
     from common.config import Config

@@ -16,13 +16,12 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from sandbox import phone as phones
-from sandbox.twilio_sim import twiml
-from sandbox.twilio_sim.calls import ENDED, set_status
+from sandbox.twilio_sim import dialing, twiml
+from sandbox.twilio_sim.call_model import ENDED, Interrupted, Next, set_status
 from sandbox.twilio_sim.records import new_sid
 
 if TYPE_CHECKING:
@@ -30,21 +29,6 @@ if TYPE_CHECKING:
 
 #: Twilio speaks roughly this fast; only the pacing of the simulated call depends on it.
 SAY_MS_PER_CHAR = 50
-
-
-@dataclass
-class Next:
-    """The next document: TwiML text, a URL to fetch (with extra form fields), or hang up."""
-
-    kind: str  # "twiml" | "url" | "hangup"
-    value: str = ""
-    method: str = "POST"
-    params: dict[str, str] = field(default_factory=dict)
-    why: str = ""
-
-
-class Interrupted(Exception):
-    """An update arrived while a verb ran."""
 
 
 class CallFlow:
@@ -190,8 +174,6 @@ class CallFlow:
         return self._execute(verbs)
 
     def _execute(self, verbs: list[twiml.Verb]) -> Next | None:
-        from sandbox.twilio_sim import dialing
-
         for verb in verbs:
             if self._wake.is_set():
                 raise Interrupted

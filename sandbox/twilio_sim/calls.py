@@ -6,42 +6,27 @@ redirecting a call that is not in progress 21220, a bad ``MachineDetection`` val
 tuning parameter 21234 (https://www.twilio.com/docs/api/errors/21234). A created call stays
 ``queued`` until the sandbox control endpoints ring or answer it (there is no phone network).
 
-``AnsweredBy`` follows from the call's ``MachineDetection`` (Twilio's AMD docs): nothing without
-it, ``machine_start`` only with ``Enable``, ``machine_end_*`` only with ``DetectMessageEnd``,
-``human``/``fax``/``unknown`` with either. ``SendDigits`` switches detection off, as on Twilio.
+``SendDigits`` switches answering-machine detection off, as on Twilio. The Call resource and its
+status moves are :mod:`sandbox.twilio_sim.call_model`'s.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, request
 
 from sandbox.twilio_sim import rules
+from sandbox.twilio_sim.call_model import ANSWERED_BY, NOT_ANSWERED, Next, new_call, set_status
 from sandbox.twilio_sim.context import form_value, require_account, sim
 from sandbox.twilio_sim.errors import TwilioError, not_found
-from sandbox.twilio_sim.records import new_sid, public, rfc2822_now
+from sandbox.twilio_sim.records import public, rfc2822_now
 
 bp = Blueprint("calls", __name__)
 PREFIX = "/2010-04-01/Accounts/<account_sid>"
-ENDED = {"completed", "canceled", "busy", "failed", "no-answer"}
-NOT_ANSWERED = {"queued", "ringing"}
 UPDATE_STATUSES = ("canceled", "completed")  # the spec's call_enum_update_status
-MACHINE_DETECTION = ("Enable", "DetectMessageEnd")
-_EITHER = ("human", "fax", "unknown")
-#: Which AnsweredBy values each MachineDetection mode can produce.
-ANSWERED_BY: dict[str, tuple[str, ...]] = {
-    "Enable": ("machine_start", *_EITHER),
-    "DetectMessageEnd": (
-        "machine_end_beep",
-        "machine_end_silence",
-        "machine_end_other",
-        *_EITHER,
-    ),
-}
 #: AMD tuning parameters and their documented ranges (error 21234's page).
 AMD_RANGES: dict[str, tuple[int, int]] = {
     "MachineDetectionTimeout": (3, 59),
@@ -54,26 +39,15 @@ CALLBACK_EVENTS = {"initiated", "ringing", "answered", "completed"}
 MAX_TWIML_CHARS = 4000
 
 
-def formatted(number: str) -> str:
-    if rules.E164.match(number) and number.startswith("+1") and len(number) == 12:
-        return f"({number[2:5]}) {number[5:8]}-{number[8:]}"
-    return number
-
-
 def _valid_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def answered_by_values(machine_detection: str | None) -> tuple[str, ...]:
-    """The AnsweredBy values a call made with this MachineDetection can report (none without)."""
-    return ANSWERED_BY.get(machine_detection or "", ())
-
-
 def _machine_detection() -> str | None:
     """The effective MachineDetection, or ``None``; a bad value or range is 21234."""
     amd = form_value("MachineDetection")
-    if amd and amd not in MACHINE_DETECTION:
+    if amd and amd not in ANSWERED_BY:
         raise TwilioError(
             400,
             21234,
@@ -156,52 +130,6 @@ def _validate_create() -> dict[str, Any]:
 
 def render_call(call: dict[str, Any]) -> dict[str, Any]:
     return public(call)
-
-
-def new_call(
-    account_sid: str,
-    to: str,
-    from_: str,
-    direction: str,
-    extra: dict[str, Any],
-    parent_call_sid: str | None = None,
-) -> dict[str, Any]:
-    """A Call resource as Api 2010 renders it (``_extra`` holds what the sandbox needs)."""
-    sid, now = new_sid("CA"), rfc2822_now()
-    base = f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}"
-    return {
-        "sid": sid,
-        "date_created": now,
-        "date_updated": now,
-        "parent_call_sid": parent_call_sid,
-        "account_sid": account_sid,
-        "to": to,
-        "to_formatted": formatted(to),
-        "from": from_,
-        "from_formatted": formatted(from_),
-        "phone_number_sid": "PN" + sid[2:],
-        "status": "queued",
-        "start_time": None,
-        "end_time": None,
-        "duration": None,
-        "price": None,
-        "price_unit": "USD",
-        "direction": direction,
-        "answered_by": None,
-        "annotation": None,
-        "api_version": "2010-04-01",
-        "forwarded_from": None,
-        "group_sid": None,
-        "caller_name": None,
-        "queue_time": "0",
-        "trunk_sid": None,
-        "uri": f"{base}.json",
-        "subresource_uris": {
-            name: f"{base}/{name.title().replace('_', '')}.json"
-            for name in ("notifications", "recordings", "payments", "events", "siprec", "streams")
-        },
-        "_extra": {"url": None, "method": "POST", "twiml": None, "updates": [], **extra},
-    }
 
 
 @bp.post(f"{PREFIX}/Calls.json")
@@ -299,24 +227,6 @@ def update_call(account_sid: str, sid: str) -> dict[str, Any]:
         call["date_updated"] = rfc2822_now()
         rendered = render_call(call)
     if flow is not None and nxt is not None:
-        from sandbox.twilio_sim.callflow import Next
-
         kind, value, how = nxt
         flow.update(Next(kind, value, how if kind == "url" else "POST", why="update"))
     return rendered
-
-
-def set_status(call: dict[str, Any], status: str, answered_by: str | None = None) -> None:
-    """Move a call along queued → ringing → in-progress → an end state, with timestamps."""
-    now = rfc2822_now()
-    if status == "in-progress" and not call["start_time"]:
-        call["start_time"] = now
-        call["_extra"]["answered_at"] = time.monotonic()
-    if answered_by:
-        call["answered_by"] = answered_by
-    if status in ENDED and call["status"] not in ENDED:
-        call["end_time"] = now
-        started = call["_extra"].get("answered_at")
-        call["duration"] = str(int(time.monotonic() - started)) if started else "0"
-    call["status"] = status
-    call["date_updated"] = now

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, request
 
 from sandbox.httpserver import FaultBook
+from sandbox.twilio_sim.call_model import Next
 from sandbox.twilio_sim.errors import not_found
 from sandbox.twilio_sim.store import SimConfig, Store
 from sandbox.twilio_sim.webhooks import WebhookSender
@@ -41,8 +42,6 @@ class Sim:
         return cls(cfg, Store(cfg), FaultBook(), WebhookSender(cfg.auth_token))
 
     def reset(self) -> None:
-        from sandbox.twilio_sim.callflow import Next
-
         for flow in list(self.flows.values()):
             flow.update(Next("hangup", why="reset"))
         for flow in list(self.flows.values()):

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sandbox.twilio_sim import rules, twiml
-from sandbox.twilio_sim.calls import new_call, set_status
+from sandbox.twilio_sim.call_model import Interrupted, Next, new_call, set_status
 
 if TYPE_CHECKING:
-    from sandbox.twilio_sim.callflow import CallFlow, Next
+    from sandbox.twilio_sim.callflow import CallFlow
 
 
 @dataclass
@@ -55,8 +55,6 @@ def _targets(verb: twiml.Verb) -> list[twiml.Verb]:
 
 
 def dial(flow: CallFlow, verb: twiml.Verb) -> Next | None:
-    from sandbox.twilio_sim.callflow import Interrupted, Next
-
     s, store = flow.sim, flow.sim.store
     timeout = verb.seconds("timeout", 30)
     with store.lock:

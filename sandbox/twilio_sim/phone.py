@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.twilio_sim import rules, webhooks
-from sandbox.twilio_sim.callflow import CallFlow, Next, tone_or_audio
-from sandbox.twilio_sim.calls import ENDED, answered_by_values, new_call, set_status
+from sandbox.twilio_sim.call_model import ENDED, Next, answered_by_values, new_call, set_status
+from sandbox.twilio_sim.callflow import CallFlow, tone_or_audio
 from sandbox.twilio_sim.context import Sim
 from sandbox.twilio_sim.dialing import PhoneBehaviour
 from sandbox.twilio_sim.errors import TwilioError, not_found

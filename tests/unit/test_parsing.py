@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.parsing import mentions_ai, normalize_us_number, parse_command, strip_mention
+from tasks.parsing import mentions_ai, parse_command, strip_mention
 
 
 @pytest.mark.parametrize(
@@ -47,25 +47,6 @@ def test_strip_mention() -> None:
     assert strip_mention("Hey @AI can you help") == "Hey can you help"
     assert strip_mention("thanks @ai.") == "thanks."
     assert strip_mention("write to mail@ai.com @ai") == "write to mail@ai.com"
-
-
-@pytest.mark.parametrize(
-    "raw, expected",
-    [
-        ("4155550000", "+14155550000"),
-        ("(415) 555-0000", "+14155550000"),
-        ("415.555.0000", "+14155550000"),
-        ("+1 415 555 0000", "+14155550000"),
-        ("1-415-555-0000", "+14155550000"),
-        ("14155550000", "+14155550000"),
-        ("0155550000", None),  # area code cannot start with 0
-        ("4151550000", None),  # exchange cannot start with 1
-        ("415555000", None),
-        ("+44 20 7946 0958", None),
-    ],
-)
-def test_normalize(raw: str, expected: str | None) -> None:
-    assert normalize_us_number(raw) == expected
 
 
 def test_call_several_formats() -> None:

@@ -1,10 +1,11 @@
-"""Which numbers @call and @group may reach (pure rules, no network)."""
+"""The phone-number policy: reading a written US number, and which numbers the bot may dial,
+text or add (pure rules, no network)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.destinations import refusal
+from common.phone_numbers import normalize_us_number, refusal
 
 BOT = "+14082605145"
 
@@ -35,3 +36,22 @@ def test_ordinary_us_canadian_and_toll_free_numbers_pass(number: str) -> None:
 )
 def test_costly_foreign_and_special_numbers_are_refused(number: str, reason: str) -> None:
     assert reason in (refusal(number, BOT) or "")
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("4155550000", "+14155550000"),
+        ("(415) 555-0000", "+14155550000"),
+        ("415.555.0000", "+14155550000"),
+        ("+1 415 555 0000", "+14155550000"),
+        ("1-415-555-0000", "+14155550000"),
+        ("14155550000", "+14155550000"),
+        ("0155550000", None),  # area code cannot start with 0
+        ("4151550000", None),  # exchange cannot start with 1
+        ("415555000", None),
+        ("+44 20 7946 0958", None),
+    ],
+)
+def test_normalize(raw: str, expected: str | None) -> None:
+    assert normalize_us_number(raw) == expected

@@ -1,13 +1,17 @@
-"""Which numbers the bot may dial or add to a group: the toll-fraud guard.
+"""Phone-number policy shared by the worker (``@call``/``@group``) and the relay (call tools).
 
-An outbound call or a group text costs money per number, and some numbers cost a great deal
-(premium 900 lines, 976 exchanges, +1 numbers that are really Caribbean countries billed at
+Two rules: :func:`normalize_us_number` reads a US number however people write it, and
+:func:`refusal` is the toll-fraud guard for any number the bot would dial, text or add to a
+group. An outbound call or a group text costs money per number, and some numbers cost a great
+deal (premium 900 lines, 976 exchanges, +1 numbers that are really Caribbean countries billed at
 international rates). Only ordinary US and Canadian numbers pass. The region and number type
 come from ``phonenumbers`` (Google's libphonenumber metadata), which knows every NANP area code;
 the few rules it does not encode (976 and N11 exchanges) are checked here.
 """
 
 from __future__ import annotations
+
+import re
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -52,3 +56,16 @@ def refusal(number: str, bot_number: str) -> str | None:
     if kind not in ALLOWED_TYPES:
         return "that kind of number is not allowed"
     return None
+
+
+def normalize_us_number(raw: str) -> str | None:
+    """``+1NXXNXXXXXX`` for a valid US/NANP number written any common way, else None."""
+    digits = re.sub(r"\D", "", raw)
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    if len(digits) != 10:
+        return None
+    # NANP: area code and exchange start with 2-9.
+    if digits[0] in "01" or digits[3] in "01":
+        return None
+    return "+1" + digits
