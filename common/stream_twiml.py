@@ -9,6 +9,8 @@ whose ``start.callSid`` is another call's.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from common.config import Config
@@ -19,6 +21,51 @@ from common.tokens import mint
 STREAM_TOKEN_TTL_SECONDS = 120
 #: Twilio: each <Parameter> name + value must stay under 500 characters.
 PARAMETER_MAX_CHARS = 499
+
+
+class Param(StrEnum):
+    """The stream's ``<Parameter>`` names: what ``/twilio/voice`` and a hand-over put on the
+    stream and the relay reads back from ``start.customParameters`` (the one definition)."""
+
+    #: Twilio's ``AnsweredBy`` (answering-machine detection on an ``@call``).
+    AMD = "amd"
+    #: ``inbound`` or ``outbound`` (our ``@call``).
+    DIRECTION = "direction"
+    CALL_SID = "callSid"
+    FROM = "from"
+    TO = "to"
+    #: Set by a hand-over only: the key of the call's saved state.
+    RESUME = "resume"
+
+
+def stream_parameters(
+    *, answered_by: str, direction: str, call_sid: str, from_: str, to: str
+) -> dict[str, str]:
+    """The ``<Parameter>``s of a new call's stream."""
+    return {
+        Param.AMD: answered_by,
+        Param.DIRECTION: direction,
+        Param.CALL_SID: call_sid,
+        Param.FROM: from_,
+        Param.TO: to,
+    }
+
+
+def call_kind(params: dict[str, str]) -> str:
+    """``voicemail`` (a machine answered), ``inbound``, ``outbound`` or ``unknown``."""
+    if "machine" in (params.get(Param.AMD) or "").lower():
+        return "voicemail"
+    direction = (params.get(Param.DIRECTION) or "").lower()
+    return direction if direction in ("inbound", "outbound") else "unknown"
+
+
+def is_outbound(params: dict[str, str]) -> bool:
+    return (params.get(Param.DIRECTION) or "").lower().startswith("outbound")
+
+
+def other_party(params: dict[str, str]) -> str:
+    """The number at the other end: ``to`` on an outbound call (our ``@call``), else ``from``."""
+    return params.get(Param.TO if is_outbound(params) else Param.FROM) or ""
 
 
 def stream_token(cfg: Config, call_sid: str) -> str:

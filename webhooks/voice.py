@@ -26,7 +26,7 @@ from common import stats
 from common.config import Config
 from common.names import WEBHOOK_EVENTS, call_end_key
 from common.redis_util import get_redis
-from common.stream_twiml import connect_stream, stream_token
+from common.stream_twiml import connect_stream, stream_parameters, stream_token
 from webhooks.security import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -92,15 +92,16 @@ def voice() -> Response:
         return _twiml(vr)
     # Bound to this call: the relay refuses a stream whose start.callSid is another call's.
     token = stream_token(cfg, call_sid)
-    params = {
-        "amd": answered_by,
-        "direction": direction_for(cfg, values.get("From", ""), values.get("To", "")),
-        "callSid": call_sid,
-        "from": values.get("From", ""),
-        "to": values.get("To", ""),
-    }
+    direction = direction_for(cfg, values.get("From", ""), values.get("To", ""))
+    params = stream_parameters(
+        answered_by=answered_by,
+        direction=direction,
+        call_sid=call_sid,
+        from_=values.get("From", ""),
+        to=values.get("To", ""),
+    )
     connect_stream(cfg, token, params, vr)
-    outcome = "voicemail" if mode == "voicemail" else params["direction"]
+    outcome = "voicemail" if mode == "voicemail" else direction
     log.info("call connecting to relay", extra={"call_sid": call_sid, "outcome": outcome})
     stats.incr(EVENTS, "voice", "connected_" + outcome)
     return _twiml(vr)

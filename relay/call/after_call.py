@@ -34,6 +34,7 @@ from common.config import Config
 from common.end_reasons import VOICEMAIL_REASONS, EndReason
 from common.names import BRIDGED
 from common.redis_util import get_redis
+from common.stream_twiml import is_outbound, other_party
 from relay import metrics
 from relay.call import notify
 
@@ -68,11 +69,10 @@ def count_call(call: TwilioCall, ended: EndCall) -> None:
 def record_of(call: TwilioCall, ended: EndCall, started_at: float, ended_at: float) -> dict:
     """The call as :func:`relay.call.notify.queue_summary` documents it (notes added later)."""
     bridge = call.bridge
-    direction = (bridge.params.get("direction") or "inbound").lower()
     return {
         "call_sid": bridge.call_sid,
-        "caller": notify.callee_of(bridge.params),
-        "direction": "outbound" if direction.startswith("outbound") else "inbound",
+        "caller": other_party(bridge.params),
+        "direction": "outbound" if is_outbound(bridge.params) else "inbound",
         "started_at": started_at,
         "ended_at": ended_at,
         "outcome": str(ended.reason),

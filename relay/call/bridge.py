@@ -24,21 +24,19 @@ from typing import Any
 
 from common import prompts
 from common.end_reasons import EndReason
+from common.stream_twiml import Param, call_kind, other_party
 from relay.call.continuity import Continuity
 from relay.call.greeting import (
     Greeting,
     Verdict,
-    direction_of,
     greeting_item,
     log_unfinished,
     session_update,
 )
-from relay.call.handover import PARAMETER as RESUME_PARAMETER
 from relay.call.handover import CallState, LoadResume
 from relay.call.info import CallInfo
 from relay.call.ledger import ResponseLedger
 from relay.call.link import UpstreamLink
-from relay.call.notify import callee_of
 from relay.call.outputs import CallEnd, EndCall, Output, ToOpenAI, Transcript, to_openai
 from relay.call.phase import CallPhase, Phase
 from relay.call.playback import PlaybackTracker
@@ -216,13 +214,13 @@ class TwilioBridge:
             self.call_end.emit(out, EndReason.CALL_SID_MISMATCH, deliberate=False, code=1008)
             return
         info.params = start.params
-        info.kind = direction_of(info.params)
+        info.kind = call_kind(info.params)
         info.voicemail = info.kind == "voicemail"
         info.started_at = now
-        self.tool_flow.start(self.s.tools, callee_of(info.params), info.voicemail)
-        if info.params.get(RESUME_PARAMETER):
+        self.tool_flow.start(self.s.tools, other_party(info.params), info.voicemail)
+        if info.params.get(Param.RESUME):
             self.link.awaiting_resume = True  # no greeting: the call is under way
-            out.append(LoadResume(info.params[RESUME_PARAMETER]))
+            out.append(LoadResume(info.params[Param.RESUME]))
             return
         out.append(to_openai(self._session_update()))
         out.append(to_openai(greeting_item(info.kind)))

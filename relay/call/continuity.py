@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.end_reasons import EndReason
+from common.stream_twiml import Param
 from relay.call.greeting import Greeting, continue_response, greeting_item
 from relay.call.handover import CallState
 from relay.call.info import CallInfo
@@ -165,7 +166,7 @@ class Continuity:
             call_sid=info.call_sid,
             kind=info.kind,
             voicemail=info.voicemail,
-            params={k: v for k, v in info.params.items() if k != "resume"},
+            params={k: v for k, v in info.params.items() if k != Param.RESUME},
             used_s=now - info.started_at,
             lines=list(transcript_lines),
             turns=self.ledger.history.to_json(),

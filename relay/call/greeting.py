@@ -31,14 +31,6 @@ log = logging.getLogger("relay.call.bridge")
 RETRIES = 1
 
 
-def direction_of(params: dict[str, str]) -> str:
-    """The greeting kind from the stream's custom parameters."""
-    if "machine" in (params.get("amd") or "").lower():
-        return "voicemail"
-    direction = (params.get("direction") or "").lower()
-    return direction if direction in ("inbound", "outbound") else "unknown"
-
-
 def instructions_of(s: BridgeSettings, tools: bool) -> str:
     """The call's prompt; a call with tools is also told when to use them."""
     base = s.instructions or prompts.voice_prompt()

@@ -24,7 +24,7 @@ import redis
 
 from common.config import Config
 from common.redis_util import get_redis, key
-from common.stream_twiml import connect_stream, stream_token
+from common.stream_twiml import Param, connect_stream, stream_token
 from common.twilio_client import make_client
 from relay import metrics
 
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 #: Long enough for Twilio to run the new TwiML and open the stream; a stale key is useless.
 RESUME_TTL_SECONDS = 60
-PARAMETER = "resume"
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def claim(client: redis.Redis, call_sid: str, resume_id: str) -> CallState | Non
 
 def redirect_twiml(cfg: Config, state: CallState, resume_id: str) -> str:
     """The TwiML that moves the call to a new stream on a live relay."""
-    params = {**state.params, PARAMETER: resume_id}
+    params = {**state.params, Param.RESUME: resume_id}
     return str(connect_stream(cfg, stream_token(cfg, state.call_sid), params))
 
 

@@ -14,6 +14,7 @@ from celery import Celery
 
 from common.celery_app import celery_init_app
 from common.end_reasons import EndReason
+from common.stream_twiml import other_party
 from common.task_names import NOTIFY_VOICEMAIL, SUMMARIZE_CALL
 from relay import metrics
 
@@ -33,18 +34,12 @@ def _celery() -> Celery:
     return _app
 
 
-def callee_of(params: dict[str, str]) -> str:
-    """The number that was called: ``to`` on an outbound call (our ``@call``), else ``from``."""
-    outbound = (params.get("direction") or "").lower() == "outbound"
-    return params.get("to" if outbound else "from") or ""
-
-
 def queue_voicemail_notice(
     call_sid: str, params: dict[str, str], reason: EndReason, lines: list[tuple[str, str]]
 ) -> bool:
     notice: dict[str, Any] = {
         "call_sid": call_sid,
-        "callee": callee_of(params),
+        "callee": other_party(params),
         "reason": str(reason),
         "lines": [list(line) for line in lines],
     }
@@ -56,7 +51,8 @@ def queue_summary(record: dict[str, Any]) -> bool:
     """Queue the after-call summary for staff (tasks/summary.py); call it once per call.
 
     ``record``: ``call_sid``; ``caller`` (the other party's number: ``from`` inbound, ``to``
-    on an outbound call, see :func:`callee_of`); ``direction`` (``inbound``/``outbound``);
+    on an outbound call, see :func:`common.stream_twiml.other_party`); ``direction``
+    (``inbound``/``outbound``);
     ``started_at``/``ended_at`` (epoch seconds or ISO 8601); ``outcome`` (why it ended: a
     :class:`common.end_reasons.EndReason` such as ``caller_hung_up``, ``assistant_hung_up``,
     ``transferred``, ``voicemail_left``); ``lines`` (``[who, text]`` pairs as in the

@@ -129,7 +129,7 @@ class ToolBox:
 
     def __init__(self, settings: ToolSettings, caller: str = ""):
         self.s = settings
-        self.caller = caller  # E.164 of the other party (``relay.call.notify.callee_of``)
+        self.caller = caller  # E.164 of the other party (``common.stream_twiml.other_party``)
         self.records: list[ToolOutcome] = []
         self.ending = False  # a hang-up or transfer is under way: nothing more to do
         self._seen: set[str] = set()

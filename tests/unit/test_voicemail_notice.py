@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from relay.call.notify import callee_of
 from tasks.voicemail import MAX_SMS_CHARS, notice_text
 
 SID = "CA" + "4" * 32
@@ -31,13 +30,6 @@ def test_caller_lines_are_not_part_of_the_notice_and_length_is_capped() -> None:
     text = notice_text({"call_sid": SID, "callee": "", "reason": "voicemail_left", "lines": lines})
     assert "beep" not in text and "an unknown number" in text
     assert len(text) == MAX_SMS_CHARS and text.endswith("…")
-
-
-def test_callee_is_to_on_outbound_calls_and_from_otherwise() -> None:
-    params = {"direction": "outbound", "from": "+14082605145", "to": "+14155550000"}
-    assert callee_of(params) == "+14155550000"
-    assert callee_of({**params, "direction": "inbound"}) == "+14082605145"
-    assert callee_of({}) == ""
 
 
 def test_a_notice_that_cannot_be_queued_is_logged_and_counted(monkeypatch, caplog) -> None:
