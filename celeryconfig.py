@@ -32,7 +32,8 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 # A task that raises (e.g. Redis down while it retries) is not acknowledged: it comes back
 # after the visibility timeout. Every handled outcome returns normally and is acknowledged.
-task_acks_on_failure_or_timeout = False
+task_acks_on_failure = False
+task_acks_on_timeout = False
 worker_prefetch_multiplier = 1
 task_default_queue = "gateframes"
 task_serializer = "json"
