@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from common import models
 from common.end_reasons import EndReason
 from relay.call_tools import ToolOutcome, ToolSettings
 from relay.handover import LoadResume
@@ -35,7 +36,8 @@ class BridgeSettings:
     instructions: str = ""
     time_limit_s: float = 600.0
     goodbye_fallback_s: float = 20.0
-    transcription_model: str = "gpt-4o-mini-transcribe"
+    transcription_model: str = models.DEFAULT_TRANSCRIPTION_MODEL
+    transcription_keywords: tuple[str, ...] = models.PRODUCT_WORDS
     reconnect_attempts: int = 3
     #: The assistant's tools on live calls (None: a session without tools).
     tools: ToolSettings | None = None
@@ -48,6 +50,8 @@ class BridgeSettings:
             turn_detection=cfg.realtime_turn_detection,
             time_limit_s=cfg.session_time_limit_seconds,
             goodbye_fallback_s=cfg.goodbye_fallback_seconds,
+            transcription_model=cfg.openai_transcription_model,
+            transcription_keywords=cfg.transcription_keywords,
             reconnect_attempts=cfg.upstream_reconnect_attempts,
             tools=ToolSettings.from_config(cfg),
         )

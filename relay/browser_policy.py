@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from common.models import default_transcription
+
 #: The GA client events (``openai.types.realtime.RealtimeClientEvent``). Kept literal so the
 #: relay does not import the SDK (over a second at start); tests/relay/test_browser_policy.py
 #: checks it against the pinned SDK's union.
@@ -90,23 +92,31 @@ def error_event(code: str, message: str, param: str | None = None, event_id: Any
     )
 
 
-def owned_session(instructions: str, voice: str) -> dict[str, Any]:
-    """The relay's session for the website: its prompt and voice, no tools (GA shape)."""
+def owned_session(
+    instructions: str, voice: str, transcription: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The relay's session for the website: its prompt, voice and caller-side transcription
+    (default: :func:`common.models.default_transcription`), no tools (GA shape)."""
     return {
         "type": "realtime",
         "output_modalities": ["audio"],
         "instructions": instructions,
         "tools": [],
-        "audio": {"output": {"voice": voice}},
+        "audio": {
+            "input": {"transcription": transcription or default_transcription()},
+            "output": {"voice": voice},
+        },
     }
 
 
-def owned_session_update(instructions: str, voice: str) -> bytes:
+def owned_session_update(
+    instructions: str, voice: str, transcription: dict[str, Any] | None = None
+) -> bytes:
     return orjson.dumps(
         {
             "type": "session.update",
             "event_id": "event_relay_session",
-            "session": owned_session(instructions, voice),
+            "session": owned_session(instructions, voice, transcription),
         }
     )
 

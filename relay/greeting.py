@@ -20,6 +20,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from common import prompts
+from common.models import transcription
 
 if TYPE_CHECKING:
     from relay.twilio_bridge import BridgeSettings
@@ -65,7 +66,7 @@ def session_update(
         "audio": {
             "input": {
                 "format": {"type": "audio/pcmu"},
-                "transcription": {"model": s.transcription_model},
+                "transcription": transcription(s.transcription_model, s.transcription_keywords),
                 "turn_detection": turn_detection,
             },
             "output": {"format": {"type": "audio/pcmu"}, "voice": s.voice},

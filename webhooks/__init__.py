@@ -9,6 +9,7 @@ from celery import Celery, Task
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from common import models
 from common.config import Config, get_config
 from common.logs import configure_logging
 
@@ -51,6 +52,7 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
     """Build the web app. ``start_drainer`` runs the spool drainer (web processes only)."""
     cfg = cfg or get_config()
     configure_logging(cfg, "web")
+    models.warn_at_start(cfg, log)
     app = Flask("gateframes")
     app.extensions["gateframes_config"] = cfg
     if cfg.trusted_proxy_count:
