@@ -3,14 +3,12 @@ check and every process warn of a coming shutdown and refuse a model already shu
 
 from __future__ import annotations
 
-import inspect
 import re
 import subprocess
 from datetime import date, timedelta
-from pathlib import Path
-from typing import get_args
 
 import openai
+import orjson
 import pytest
 from openai.types.realtime import AudioTranscription
 
@@ -20,42 +18,20 @@ from relay.bridge_types import BridgeSettings
 from relay.browser_policy import owned_session
 from relay.greeting import session_update
 from sandbox import services
+from sandbox.realtime_sim import schema
+from tests import sdk_notes
 from tests.support import PYTHON, ROOT, TEST_REDIS_DB, base_env, start_service
 
-SDK = Path(openai.__file__).parent
-NOTES = (
-    "types/realtime/realtime_session_create_request.py",
-    "types/realtime/audio_transcription.py",
-    "types/shared/chat_model.py",
-)
 WHISPER_GONE = date(2027, 2, 26)
-
-
-def sdk_shutdowns(relative: str) -> dict[str, date]:
-    """Every ``- "a", "b": Announced shutdown date: D`` line of a "Deprecated values" note."""
-    text = (SDK / relative).read_text()
-    notes = text[text.index("Deprecated values") :]
-    found = {}
-    pattern = r'-\s+((?:"[^"]+",?\s*)+):\s*Announced\s+shutdown\s+date:\s*(\d{4}-\d{2}-\d{2})'
-    for match in re.finditer(pattern, notes):
-        for model in re.findall(r'"([^"]+)"', match.group(1)):
-            found[model] = date.fromisoformat(match.group(2))
-    return found
-
-
-def literals(annotation: object) -> set[str]:
-    """Every string literal inside a (nested) type annotation."""
-    if isinstance(annotation, str):
-        return {annotation}
-    return {value for arg in get_args(annotation) for value in literals(arg)}
 
 
 # -- the table follows the pinned SDK ---------------------------------------------------------
 def test_the_table_is_the_sdks_deprecation_notes() -> None:
-    assert openai.__version__ == "3.63.0"
+    pin = re.search(r"^openai==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert pin is not None and openai.__version__ == pin.group(1)  # the notes read are the pin's
     sdk: dict[str, date] = {}
-    for relative in NOTES:
-        sdk.update(sdk_shutdowns(relative))
+    for relative in (sdk_notes.REALTIME_NOTES, sdk_notes.TRANSCRIPTION_NOTES, sdk_notes.CHAT_NOTES):
+        sdk.update(sdk_notes.shutdowns(relative))
     assert sdk == models.SHUTDOWNS
     assert models.SHUTDOWNS["gpt-realtime"] == date(2027, 1, 20)
     assert models.SHUTDOWNS["gpt-realtime-mini-2025-12-15"] == date(2027, 1, 20)
@@ -66,16 +42,14 @@ def test_the_table_is_the_sdks_deprecation_notes() -> None:
 
 
 def test_keywords_go_only_to_the_models_the_sdk_names() -> None:
-    source = inspect.getsource(AudioTranscription)
     for field in ("keywords", "languages"):
-        doc = source[source.index(f"    {field}:") :].split('"""')[1]
-        named = re.search(r"Supported by (.*?)\.", " ".join(doc.split())).group(1)
-        assert set(re.findall(r"`([^`]+)`", named)) == models.KEYWORD_MODELS
+        note = sdk_notes.field_note(AudioTranscription, field)
+        assert sdk_notes.models_named(note, "Supported by") == models.KEYWORD_MODELS
 
 
 def test_the_defaults_have_no_announced_shutdown() -> None:
     cfg = load_config({})
-    known = literals(AudioTranscription.model_fields["model"].annotation)
+    known = sdk_notes.literals(AudioTranscription.model_fields["model"].annotation)
     assert (
         cfg.openai_transcription_model == "gpt-live-transcribe" and "gpt-live-transcribe" in known
     )
@@ -129,6 +103,20 @@ def test_a_call_and_a_browser_session_name_the_configured_transcription() -> Non
     assert owned_session("x", "ash")["audio"]["input"]["transcription"] == (
         models.default_transcription()
     )
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-live-transcribe", "gpt-transcribe", "gpt-realtime-whisper", "whisper-1"]
+)
+def test_the_realtime_simulator_takes_the_calls_session_update(model: str) -> None:
+    """Keywords go only where the model takes them, so the strict check passes for each."""
+    cfg = load_config({"OPENAI_TRANSCRIPTION_MODEL": model})
+    event = session_update(BridgeSettings.from_config(cfg), voicemail=False)
+    assert schema.check(orjson.dumps(event), event, date(2026, 12, 7)) is None
+    with_keywords = {**event["session"]["audio"]["input"]["transcription"], "keywords": ["x"]}
+    event["session"]["audio"]["input"]["transcription"] = with_keywords
+    refused = schema.check(orjson.dumps(event), event, date(2026, 12, 7))
+    assert (refused is None) == (model in models.KEYWORD_MODELS)
 
 
 # -- warn within 90 days, refuse on and after the date (injected clock) -------------------------
