@@ -27,13 +27,14 @@ if TYPE_CHECKING:
 #: Caller-side transcription: OpenAI's streaming transcription model for live audio, with no
 #: announced shutdown (the README's "Models" section says why this one).
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-live-transcribe"
+#: TRANSCRIPTION_KEYWORDS' default: the product words a caller says that a transcriber misspells.
 PRODUCT_WORDS = ("GateFrames",)
 #: The models that take ``keywords`` (and ``languages``) in ``audio.input.transcription``
 #: (``AudioTranscriptionParam``: "Supported by `gpt-transcribe` and `gpt-live-transcribe`").
 KEYWORD_MODELS = frozenset({"gpt-transcribe", "gpt-live-transcribe"})
 #: A model that shuts down this many days from now or sooner is warned about.
 WARN_DAYS = 90
-#: The variables whose model is checked, and what each model is for.
+#: The variables whose model is checked at start.
 MODEL_VARIABLES = ("OPENAI_REALTIME_MODEL", "OPENAI_TRANSCRIPTION_MODEL", "OPENAI_CHAT_MODEL")
 
 _BY_DATE: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -89,6 +90,7 @@ def keyword_list(name: str, raw: str) -> tuple[str, ...]:
 
 
 def utc_today() -> date:
+    """Today's UTC date (shutdown dates are UTC dates)."""
     return datetime.now(UTC).date()
 
 
@@ -147,7 +149,8 @@ def warnings(cfg: Config, today: date | None = None) -> list[str]:
 
 
 def warn_at_start(cfg: Config, log: logging.Logger) -> None:
-    """Log each shutdown warning once per process (the worker builds the web app too)."""
+    """Log each shutdown warning once per process (today the worker builds the web app, so
+    both its start hooks would otherwise say it twice)."""
     for message in warnings(cfg):
         if message not in _reported:
             _reported.add(message)
