@@ -2,16 +2,16 @@
 
 Every process (web, relay, worker, simulators, CLIs) builds a :class:`Config` with
 :func:`get_config`. A bad value fails at start with a :class:`ConfigError` that names the
-variable, so an operator never debugs a half-configured service at 3 a.m. Each field declares
-its parser and bounds next to it (:func:`setting`); one loop reads them all, and
-:func:`_check` adds the rules that tie fields together (production fails closed).
+variable. Each field declares its parser and bounds next to it (:func:`setting`); one loop
+reads them all, and :func:`_check` adds the rules that tie fields together (a model OpenAI
+has shut down is refused, see :mod:`common.models`; production fails closed).
 
 A ``.env`` file in the working directory is read in development (values already in the
 environment win). Set ``GATEFRAMES_DOTENV=0`` to skip it (the test harness does, so a
 developer's real secrets never leak into a test run).
 
-``python -m common.config check`` validates the environment and names every bad variable
-(the release phase runs it before a deploy goes live).
+``python -m common.config check`` validates the environment, names every bad variable and
+warns of a configured model's coming shutdown (the release phase runs it before a deploy).
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import staff_hours
+from common import models, staff_hours
 from common.staff_hours import StaffHours
 
 DEFAULT_ALLOWED_ORIGINS = (
@@ -190,6 +191,8 @@ class Config:
     openai_realtime_url: str = setting("wss://api.openai.com/v1/realtime", url("ws", "wss"))
     openai_realtime_model: str = setting("gpt-realtime-2.1")
     openai_chat_model: str = setting("gpt-5.5")
+    openai_transcription_model: str = setting(models.DEFAULT_TRANSCRIPTION_MODEL)
+    transcription_keywords: tuple[str, ...] = setting(models.PRODUCT_WORDS, models.keyword_list)
     realtime_voice: str = setting("ash", choice(*VOICES))
     realtime_turn_detection: str = setting("server_vad", choice("server_vad", "semantic_vad"))
     encryption_key: bytes = setting(b"", aes_key, secret=True)
@@ -279,17 +282,15 @@ class Config:
 
 def _is_loopback(value: str) -> bool:
     host = urlsplit(value).hostname or ""
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
-def _check(cfg: Config) -> list[str]:
-    """Rules across fields. Outside development, insecure settings are refused at start."""
-    bad = []
+def _check(cfg: Config, today: date | None) -> list[str]:
+    """Rules across fields: shut-down models and, outside development, insecure settings."""
+    bad = models.refusals(cfg, today)
     if cfg.celery_visibility_timeout <= cfg.task_time_limit_seconds:
         bad.append(
             f"CELERY_VISIBILITY_TIMEOUT ({cfg.celery_visibility_timeout}) must be longer than "
@@ -313,7 +314,7 @@ def _check(cfg: Config) -> list[str]:
     return bad
 
 
-def _parse(env: Mapping[str, str], errors: list[str] | None = None) -> Config:
+def _parse(env: Mapping[str, str], errors: list[str] | None, today: date | None) -> Config:
     """Read every field from ``env``; collect problems into ``errors`` or raise the first."""
     problems: list[str] = []
     kw: dict[str, Any] = {}
@@ -332,7 +333,7 @@ def _parse(env: Mapping[str, str], errors: list[str] | None = None) -> Config:
     kw["celery_visibility_timeout"] = kw.get("celery_visibility_timeout") or limit + 30
     if not problems:
         cfg = Config(**kw)
-        problems.extend(_check(cfg))
+        problems.extend(_check(cfg, today))
     if errors is not None:
         errors.extend(problems)
     if problems:
@@ -349,9 +350,9 @@ def _environment() -> Mapping[str, str]:
     return os.environ
 
 
-def load_config(env: Mapping[str, str] | None = None) -> Config:
+def load_config(env: Mapping[str, str] | None = None, today: date | None = None) -> Config:
     """Build a Config from ``env`` (default: the process environment plus ``.env``)."""
-    return _parse(_environment() if env is None else env)
+    return _parse(_environment() if env is None else env, None, today)
 
 
 @functools.cache
@@ -371,11 +372,11 @@ def config_names() -> list[str]:
     return [f.name.upper() for f in fields(Config)]
 
 
-def check(env: Mapping[str, str] | None = None) -> list[str]:
+def check(env: Mapping[str, str] | None = None, today: date | None = None) -> list[str]:
     """Every problem with the configuration (empty when it is good)."""
     problems: list[str] = []
     with contextlib.suppress(ConfigError):  # the problems are in the list
-        _parse(_environment() if env is None else env, problems)
+        _parse(_environment() if env is None else env, problems, today)
     return problems
 
 
@@ -388,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"config: {problem}", file=sys.stderr)
     if not problems:
+        for warning in models.warnings(get_config()):
+            print(f"config: warning: {warning}", file=sys.stderr)
         print("config: ok")
     return 1 if problems else 0
 

@@ -21,6 +21,7 @@ import gevent  # noqa: E402
 from common.config import ConfigError, get_config  # noqa: E402
 from common.end_reasons import EndReason  # noqa: E402
 from common.logs import configure_logging  # noqa: E402
+from common.models import warn_at_start  # noqa: E402
 from relay.server import build_server  # noqa: E402
 
 log = logging.getLogger("relay")
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(cfg, "relay")
+    warn_at_start(cfg, log)
     if not cfg.encryption_key:
         log.warning("ENCRYPTION_KEY is not set: no token can be checked, every session is refused")
     if not cfg.openai_api_key:

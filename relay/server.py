@@ -37,6 +37,7 @@ from geventwebsocket.server import WebSocketServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common.config import Config
+from common.models import transcription_of
 from common.prompts import website_prompt
 from common.twilio_client import make_client
 from relay import admission, metrics
@@ -135,7 +136,9 @@ class RelayApp:
         cfg = self.cfg
         opening = None
         if cfg.browser_session_policy == "owned":
-            opening = owned_session_update(website_prompt(), cfg.realtime_voice)
+            opening = owned_session_update(
+                website_prompt(), cfg.realtime_voice, transcription_of(cfg)
+            )
         session = BrowserSession(
             ws,
             self.open_upstream,

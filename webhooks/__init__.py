@@ -8,6 +8,7 @@ from collections.abc import Callable
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from common import models
 from common.celery_app import celery_init_app
 from common.config import Config, get_config
 from common.logs import configure_logging
@@ -36,6 +37,7 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
     """Build the web app. ``start_drainer`` runs the spool drainer (web processes only)."""
     cfg = cfg or get_config()
     configure_logging(cfg, "web")
+    models.warn_at_start(cfg, log)
     app = Flask("gateframes")
     app.extensions["gateframes_config"] = cfg
     if cfg.trusted_proxy_count:

@@ -15,6 +15,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, jsonify
 
 from common.config import Config
+from common.models import transcription_of
 from common.names import BROWSER_ORIGIN
 from common.tokens import mint
 
@@ -44,4 +45,6 @@ def token():
     return jsonify(
         token=mint(cfg.encryption_key, BROWSER_ORIGIN, ttl_seconds=TOKEN_TTL_SECONDS),
         relay_url=cfg.relay_public_url,
+        # The configured caller-side transcription, so the page asks for what calls get.
+        transcription=transcription_of(cfg),
     )

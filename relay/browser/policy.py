@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from common.models import default_transcription
 from relay.protocol import realtime
 
 #: The GA client events (``openai.types.realtime.RealtimeClientEvent``). Kept literal so the
@@ -92,19 +93,27 @@ def error_event(code: str, message: str, param: str | None = None, event_id: Any
     )
 
 
-def owned_session(instructions: str, voice: str) -> dict[str, Any]:
-    """The relay's session for the website: its prompt and voice, no tools (GA shape)."""
+def owned_session(
+    instructions: str, voice: str, transcription: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The relay's session for the website: its prompt, voice and caller-side transcription
+    (default: :func:`common.models.default_transcription`), no tools (GA shape)."""
     return {
         "type": "realtime",
         "output_modalities": ["audio"],
         "instructions": instructions,
         "tools": [],
-        "audio": {"output": {"voice": voice}},
+        "audio": {
+            "input": {"transcription": transcription or default_transcription()},
+            "output": {"voice": voice},
+        },
     }
 
 
-def owned_session_update(instructions: str, voice: str) -> bytes:
-    session = owned_session(instructions, voice)
+def owned_session_update(
+    instructions: str, voice: str, transcription: dict[str, Any] | None = None
+) -> bytes:
+    session = owned_session(instructions, voice, transcription)
     return orjson.dumps(realtime.session_update(session, event_id="event_relay_session"))
 
 

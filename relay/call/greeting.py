@@ -19,6 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from common import prompts
+from common.models import transcription
 from relay.protocol import realtime
 from relay.protocol.realtime import ResponseEnd
 
@@ -52,7 +53,7 @@ def session_update(
         model=s.model,
         instructions=instructions_of(s, bool(tools)),
         voice=s.voice,
-        transcription={"model": s.transcription_model},
+        transcription=transcription(s.transcription_model, s.transcription_keywords),
         turn_detection=turn_detection,
         tools=tools,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from common import models
 from relay.call.tools import ToolSettings
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ class BridgeSettings:
     instructions: str = ""
     time_limit_s: float = 600.0
     goodbye_fallback_s: float = 20.0
-    transcription_model: str = "gpt-4o-mini-transcribe"
+    transcription_model: str = models.DEFAULT_TRANSCRIPTION_MODEL
+    transcription_keywords: tuple[str, ...] = models.PRODUCT_WORDS
     reconnect_attempts: int = 3
     #: The assistant's tools on live calls (None: a session without tools).
     tools: ToolSettings | None = None
@@ -32,6 +34,8 @@ class BridgeSettings:
             turn_detection=cfg.realtime_turn_detection,
             time_limit_s=cfg.session_time_limit_seconds,
             goodbye_fallback_s=cfg.goodbye_fallback_seconds,
+            transcription_model=cfg.openai_transcription_model,
+            transcription_keywords=cfg.transcription_keywords,
             reconnect_attempts=cfg.upstream_reconnect_attempts,
             tools=ToolSettings.from_config(cfg),
         )

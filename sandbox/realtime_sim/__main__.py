@@ -2,7 +2,8 @@
 
 A GA OpenAI Realtime simulator on one port: the WebSocket at ``/v1/realtime?model=M`` and,
 for tests and operators, ``GET /_sandbox/sessions`` (what every session received and sent),
-``GET /_sandbox/reset`` and
+``GET /_sandbox/reset``, ``GET /_sandbox/clock?today=YYYY-MM-DD`` (the simulated date model
+shutdowns are judged by; ``today=`` for the real one) and
 ``GET /_sandbox/faults?reject_connects=N&drop_after_ms=MS&drop_now=1&fail_responses=N``
 (``fail_code``, ``fail_type``, ``fail_message`` shape the injected failure)
 (GET with a query string, because the WebSocket server parses only GET requests).

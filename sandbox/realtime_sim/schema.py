@@ -6,18 +6,25 @@ they keep unknown keys (``extra="allow"``) and they do not encode some documente
 rules. So on top of pydantic's strict validation this module reports any unknown key, at any
 depth (a validated model's ``model_extra``), and the rules the types leave out (one output
 modality, token and speed ranges, built-in voice names, ``conversation`` auto|none,
-``audio_end_ms`` >= 0). Refusals carry the real server's codes, messages and dotted params.
+``audio_end_ms`` >= 0), and the models the service serves: a session or transcription model
+past its shutdown date (:mod:`sandbox.realtime_sim.models`) is refused as ``model_not_found``,
+and transcription fields go only with the models the SDK's field notes allow them for
+(``keywords``/``languages``, ``delay``, ``prompt``; never ``language`` with ``languages``).
+Refusals carry the real server's codes, messages and dotted params.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from openai.types.realtime import RealtimeClientEvent, RealtimeSessionCreateRequest
 from openai.types.realtime.realtime_audio_config_output import Voice
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from sandbox.realtime_sim import models
 
 _MEMBERS: tuple[type[BaseModel], ...] = get_args(get_args(RealtimeClientEvent)[0])
 #: The SDK's own ``PropertyInfo(discriminator=...)`` is not a pydantic discriminator.
@@ -50,8 +57,9 @@ class Refusal:
     param: str | None
 
 
-def check(raw: str | bytes, event: dict[str, Any]) -> Refusal | None:
-    """None if the real service would accept ``event`` (``raw`` is its JSON text)."""
+def check(raw: str | bytes, event: dict[str, Any], today: date | None = None) -> Refusal | None:
+    """None if the real service would accept ``event`` (``raw`` is its JSON text) on ``today``
+    (default: the simulated date, :data:`sandbox.realtime_sim.models.CLOCK`)."""
     kind = event.get("type")
     if kind not in EVENT_TYPES:
         return Refusal(
@@ -72,7 +80,10 @@ def check(raw: str | bytes, event: dict[str, Any]) -> Refusal | None:
     unknown = _first_extra(model, "")
     if unknown is not None:
         return _unknown_parameter(unknown)
-    return _value_rules(event)
+    refusal = _value_rules(event)
+    if refusal is None and kind == "session.update":
+        return _model_rules(event["session"], today or models.CLOCK.today())
+    return refusal
 
 
 def _unknown_parameter(param: str) -> Refusal:
@@ -248,3 +259,53 @@ def _value_rules(event: dict[str, Any]) -> Refusal | None:
     if kind == "conversation.item.truncate":
         return _range("audio_end_ms", event["audio_end_ms"], 0, float("inf"), integer=True)
     return None
+
+
+def _model_rules(session: dict[str, Any], today: date) -> Refusal | None:
+    """The session model and the transcription: served on ``today``, and only the
+    transcription fields the chosen model takes."""
+    model = session.get("model")
+    if isinstance(model, str):
+        if models.gone(model, today):
+            return Refusal("model_not_found", models.gone_message(model), "session.model")
+        if not models.model_ok(model):
+            return Refusal("model_not_found", f"Invalid model: '{model}'.", "session.model")
+    transcription = ((session.get("audio") or {}).get("input") or {}).get("transcription")
+    return _transcription_rules(transcription, today) if transcription else None
+
+
+def _transcription_rules(config: dict[str, Any], today: date) -> Refusal | None:
+    prefix = "session.audio.input.transcription"
+    model = config.get("model")
+    if isinstance(model, str) and models.gone(model, today):
+        return Refusal("model_not_found", models.gone_message(model), f"{prefix}.model")
+    if isinstance(model, str) and model not in models.TRANSCRIPTION_MODELS:
+        served = [m for m in models.TRANSCRIPTION_MODELS if not models.gone(m, today)]
+        message = f"Invalid value: '{model}'. Supported values are: {_listing(served)}."
+        return Refusal("invalid_value", message, f"{prefix}.model")
+    for name, allowed in (
+        ("keywords", models.KEYWORD_MODELS),
+        ("languages", models.KEYWORD_MODELS),
+        ("delay", models.DELAY_MODELS),
+    ):
+        if config.get(name) is not None and model not in allowed:
+            return _unsupported(f"{prefix}.{name}", model)
+    if config.get("prompt") is not None and model in models.NO_PROMPT_MODELS:
+        return _unsupported(f"{prefix}.prompt", model)
+    if config.get("language") is not None and config.get("languages") is not None:
+        return Refusal(
+            "invalid_value",
+            f"Invalid value for '{prefix}.languages': 'language' and 'languages' cannot be "
+            "set together.",
+            f"{prefix}.languages",
+        )
+    return None
+
+
+def _unsupported(param: str, model: Any) -> Refusal:
+    return Refusal(
+        "unsupported_parameter",
+        f"Unsupported parameter: '{param}' is not supported with the transcription model "
+        f"'{model}'.",
+        param,
+    )

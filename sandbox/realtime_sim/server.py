@@ -2,7 +2,8 @@
 plain-HTTP control endpoints (``/_sandbox/...``, ``/healthz``) on the same port.
 
 The handshake is checked like the real service checks it: ``Authorization: Bearer <key>``
-(else HTTP 401 with an OpenAI error body), a known GA model, and no ``OpenAI-Beta`` header:
+(else HTTP 401 with an OpenAI error body), a known GA model not past its shutdown date
+(:mod:`sandbox.realtime_sim.models`), and no ``OpenAI-Beta`` header:
 a beta client gets the ``beta_api_shape_disabled`` error event and close 4000, as OpenAI
 answers since May 2026.
 """
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import http
 import logging
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,27 +24,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from sandbox.realtime_sim.models import CLOCK, gone, gone_message, model_ok
 from sandbox.realtime_sim.responses import Faults
 from sandbox.realtime_sim.session import Session
 from sandbox.realtime_sim.tools import Script
 
 log = logging.getLogger("realtime-sim")
 
-GA_MODELS = (
-    "gpt-realtime",
-    "gpt-realtime-1.5",
-    "gpt-realtime-2",
-    "gpt-realtime-2.1",
-    "gpt-realtime-2.1-mini",
-    "gpt-realtime-mini",
-)
 BETA_MESSAGE = (
     "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
 )
-
-
-def model_ok(model: str) -> bool:
-    return any(model == m or model.startswith(m + "-20") for m in GA_MODELS)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -97,8 +88,11 @@ class Simulator:
                 "invalid_api_key",
             )
         model = (parse_qs(parts.query).get("model") or [""])[0]
-        if "openai-beta" not in {k.lower() for k in request.headers} and not model_ok(model):
-            return _openai_error(400, f"Invalid model: '{model}'.", "model_not_found")
+        if "openai-beta" not in {k.lower() for k in request.headers}:
+            if not model_ok(model):
+                return _openai_error(400, f"Invalid model: '{model}'.", "model_not_found")
+            if gone(model, CLOCK.today()):
+                return _openai_error(400, gone_message(model), "model_not_found")
         return None
 
     async def control(self, request: Request, path: str) -> Response:
@@ -119,7 +113,10 @@ class Simulator:
             self.reject_connects, self.drop_after_ms = 0, None
             self.faults.reset()  # in place: open sessions hold this object
             self.script.reset()
+            CLOCK.fixed = None
             return _json(200, {"ok": True})
+        if path == "/_sandbox/clock":
+            return self.clock(query)
         if path in ("/_sandbox/caller_says", "/_sandbox/call_tool"):
             return self.scripted(path, query)
         if path == "/_sandbox/faults":
@@ -145,6 +142,15 @@ class Simulator:
                 },
             )
         return _json(404, {"error": f"unknown control path {path}"})
+
+    def clock(self, query: dict[str, list[str]]) -> Response:
+        """Fix the simulated date (``today=YYYY-MM-DD``) or return to the real one (``today=``)."""
+        value = (query.get("today") or [""])[0].strip()
+        try:
+            CLOCK.fixed = date.fromisoformat(value) if value else None
+        except ValueError:
+            return _json(400, {"error": f"today must be YYYY-MM-DD, got {value!r}"})
+        return _json(200, {"today": CLOCK.today().isoformat(), "fixed": CLOCK.fixed is not None})
 
     def scripted(self, path: str, query: dict[str, list[str]]) -> Response:
         """Queue what the caller says next, or a tool call the next response makes."""

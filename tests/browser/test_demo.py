@@ -58,6 +58,28 @@ def test_the_page_talks_to_the_assistant(stack: VoiceStack, browser):
     assert (ARTIFACTS / "demo.png").stat().st_size > 0
 
 
+def test_the_page_asks_for_the_configured_transcription(stack: VoiceStack, browser):
+    """The page sends the transcription /demo/token hands it (the relay's config), so a browser
+    session transcribes the speaker with the model and keywords a call gets."""
+    req = urllib.request.Request(f"http://127.0.0.1:{stack.web_port}/demo/token", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        configured = json.loads(resp.read())["transcription"]
+    assert configured == {"model": "gpt-live-transcribe", "keywords": ["GateFrames"]}
+    page = browser.new_page()
+    page.goto(f"http://localhost:{stack.web_port}/demo")
+    page.click("#start")
+    page.wait_for_function("window.demo.state === 'connected'", timeout=15000)
+    applied = wait_for(
+        lambda: (
+            stack.sessions()[-1]["events_received"].get("session.update", 0) >= 2
+            and stack.sessions()[-1]
+        )
+    )
+    page.click("#stop")
+    assert applied["errors"] == []  # both updates (the relay's, the page's) were accepted
+    assert applied["session"]["audio"]["input"]["transcription"] == configured
+
+
 def test_demo_is_not_served_outside_development(tmp_path: Path):
     env = clean_environment({"APP_ENV": "production", "REDIS_URL": REDIS_URL})
     with ProcessStack(tmp_path, env) as production:

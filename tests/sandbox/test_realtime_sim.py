@@ -120,7 +120,7 @@ def test_vad_finds_speech_start_and_stop_on_the_audio_timeline(fmt):
 
 def test_speech_over_a_response_cancels_it_and_commits_the_turn(sim: str):
     ws = connect(sim)
-    audio_in = {"format": {"type": "audio/pcmu"}, "transcription": {"model": "gpt-4o-transcribe"}}
+    audio_in = {"format": {"type": "audio/pcmu"}, "transcription": {"model": "gpt-live-transcribe"}}
     send(ws, type="session.update", session={"type": "realtime", "audio": {"input": audio_in}})
     until(ws, "session.updated")
     send(

@@ -50,7 +50,7 @@ def ws(sim: str) -> Iterator[websocket.WebSocket]:
 
 def open_session(ws: websocket.WebSocket, tools: list[dict[str, Any]], **extra: Any) -> None:
     audio = {"input": {"format": {"type": "audio/pcmu"}, "turn_detection": None,
-                       "transcription": {"model": "gpt-4o-transcribe"}}}  # fmt: skip
+                       "transcription": {"model": "gpt-live-transcribe"}}}  # fmt: skip
     session = {"type": "realtime", "audio": audio, "tools": tools, **extra}
     send(ws, type="session.update", session=session)
     until(ws, "session.updated")
