@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Annotated, Any, Union, get_args
 
 from openai.types.live import ClientEvent
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from sandbox.realtime_sim.schema import Refusal, _join, _listing, _refusal
+from sandbox.realtime_sim.schema import Refusal, _join, _listing, _locate, _refusal
 
 __all__ = ["EVENT_TYPES", "Refusal", "check", "decode_audio", "listing", "unknown_parameter"]
 
@@ -60,11 +61,73 @@ def check(raw: str | bytes, event: dict[str, Any]) -> Refusal | None:
     try:
         model = _CLIENT_EVENT.validate_json(raw, strict=True)
     except ValidationError as exc:
-        return _refusal(exc, event)
+        refusal = _no_member(exc, event) or _refusal(exc, event)
+        if refusal.code == "invalid_type" and "expected one of" in refusal.message:
+            # a number outside an integer Literal (audio/pcm at 8000) is a value, not a type
+            expected = refusal.message.split("expected one of ")[1].split(", but")[0]
+            value = _value_at(event, refusal.param)
+            if isinstance(value, int) and not isinstance(value, bool):
+                message = f"Invalid value: {value}. Supported values are: {expected}."
+                return Refusal("invalid_value", message, refusal.param)
+        if refusal.message.endswith("Supported values are: ."):  # "8000" for an int Literal
+            message = f"Invalid type for '{refusal.param}': expected an integer, but got a string."
+            return Refusal("invalid_type", message, refusal.param)
+        return refusal
     unknown = _first_extra(model, "")
     if unknown is not None:
         return unknown_parameter(unknown)
     return event_rules(event)
+
+
+def _no_member(exc: ValidationError, event: dict[str, Any]) -> Refusal | None:
+    """A ``type`` no member of a union has (``audio.format.type: "g711_ulaw"``): the SDK's
+    unions are not pydantic-discriminated, so pydantic reports every member's complaints; the
+    service names the type."""
+    errors = exc.errors()
+    for error in errors:
+        loc = error["loc"]
+        if error["type"] != "literal_error" or loc[-1] != "type" or len(loc) < 2:
+            continue
+        union = loc[:-2]
+        inside = [
+            e for e in errors if e["loc"][: len(union)] == union and len(e["loc"]) > len(union)
+        ]
+        members = {e["loc"][len(union)] for e in inside}
+        wrong_type = {
+            e["loc"][len(union)]
+            for e in inside
+            if e["type"] == "literal_error"
+            and len(e["loc"]) == len(union) + 2
+            and e["loc"][-1] == "type"
+        }
+        if len(members) > 1 and members == wrong_type:
+            path, value, _ = _locate(error, event)
+            if not isinstance(value, str):
+                return None
+            expected = [
+                v.strip("'")
+                for e in inside
+                if e["loc"][-1] == "type" and e["type"] == "literal_error"
+                for v in e["ctx"]["expected"].split(" or ")
+            ]
+            return Refusal(
+                "invalid_value",
+                f"Invalid value: '{value}'. Supported values are: {_listing(expected)}.",
+                path,
+            )
+    return None
+
+
+def _value_at(event: dict[str, Any], param: str | None) -> Any:
+    value: Any = event
+    for part in re.findall(r"[^.\[\]]+", param or ""):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
 
 
 def _opaque(model: BaseModel) -> bool:
