@@ -58,7 +58,7 @@ class _Stream:
     async def complete(self, output_chars: int) -> None:
         usage = {
             "input_tokens": 0,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output_chars // 4 + 1,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": output_chars // 4 + 1,
@@ -97,7 +97,6 @@ async def function_calls(
             "response.function_call_arguments.done",
             item_id=item_id,
             output_index=index,
-            name=call["name"],
             arguments=arguments,
         )
         done = {**item, "status": "completed", "arguments": arguments}

@@ -280,7 +280,7 @@ class Session(Speech, Delegation):
         text = heard["text"] or heard["words"][0]
         self.record["caller_turns"].append({"text": text, "start_ms": int(first),
                                             "end_ms": int(talk_end)})  # fmt: skip
-        await self.caller_turn(heard["text"])
+        await self.caller_turn(text)
 
     async def caller_turn(self, text: str | None) -> None:
         """The caller finished a turn: delegate it (tool calls) or answer in words."""
