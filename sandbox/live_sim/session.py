@@ -33,12 +33,8 @@ Accepted events and their answers (``client_event_id`` echoes the client's ``eve
 - ``session.close`` → ``session.closed`` ``{reason: "close_requested", session, usage}``, then
   the server closes the WebSocket (code 1000).
 
-Caller speech: an energy VAD (:class:`sandbox.realtime_sim.audio.Vad`) over the input audio;
-its start makes a speaking model yield (:mod:`sandbox.live_sim.speech`). The words of the turn are
-the next ``/_sandbox/caller_says`` text, streamed as ``session.input_transcript.delta`` (one word
-per 300 ms of speech while the caller talks, the rest when they stop) with ``start_ms``/
-``end_ms``; unscripted speech is transcribed ``(caller spoke 1.2 s)`` when it stops. When the
-turn ends the model answers: a delegation (tool calls) or a spoken reply.
+Caller speech and the turn that follows: :mod:`sandbox.live_sim.listening`; the model's
+speech: :mod:`sandbox.live_sim.speech`; tool calls: :mod:`sandbox.live_sim.delegation`.
 """
 
 from __future__ import annotations
@@ -55,11 +51,11 @@ from sandbox.live_sim import config as cfg
 from sandbox.live_sim import schema
 from sandbox.live_sim.audio import FIXTURE_MAX_S, PCM24K, LiveFormat, format_of
 from sandbox.live_sim.delegation import Delegation
+from sandbox.live_sim.listening import Listening
 from sandbox.live_sim.script import Script
-from sandbox.live_sim.speech import REPLY, Speech, spoken_for
+from sandbox.live_sim.speech import Speech, spoken_for
 from sandbox.realtime_sim.audio import Vad
 
-WORD_MS = 300  # one transcript word per this much speech while the caller talks
 CONTEXT_TOKENS = 128_000
 
 
@@ -77,7 +73,7 @@ class Settings:
         self.shutdowns: dict[str, datetime.date] = {}
 
 
-class Session(Speech, Delegation):
+class Session(Speech, Listening, Delegation):
     def __init__(
         self,
         send: Callable[[dict[str, Any]], Awaitable[None]],
@@ -215,81 +211,6 @@ class Session(Speech, Delegation):
     async def on_session_input_audio_unmute(self, event: dict[str, Any], eid: Any) -> None:
         self.muted = self.record["muted"] = False
         await self.emit({"type": "session.input_audio.unmuted"}, eid)
-
-    async def on_session_input_audio_append(self, event: dict[str, Any], eid: Any) -> None:
-        data = schema.decode_audio(event["audio"]) or b""
-        fmt = self.output_format  # one format both ways
-        self.record["audio_in_ms"] += len(data) / fmt.bytes_per_ms
-        if self.muted or self.fixture_playing:
-            self.vad.cursor_ms += len(data) / fmt.bytes_per_ms  # time passes, unheard
-            self.clock_ms = self.vad.cursor_ms
-            return
-        for what, at_ms in self.vad.feed(fmt, data):
-            if what == "started":
-                await self._caller_started(at_ms)
-            else:
-                await self._caller_stopped(at_ms)
-        self.clock_ms = self.vad.cursor_ms
-        if self.heard is not None:
-            await self._words_due(final=False)
-
-    async def _caller_started(self, at_ms: int) -> None:
-        self.record["speech"].append({"started_ms": at_ms, "stopped_ms": None})
-        if self.speaking is not None and self.speaking[0]["reason"] != "fixture":
-            self.stop_speaking("yielded")  # full duplex: the model yields by itself
-        text = self.script.caller_says.popleft() if self.script.caller_says else None
-        words = [w if i == 0 else " " + w for i, w in enumerate((text or "").split())]
-        self.heard = {"text": text, "words": words, "sent": 0, "from_ms": self.vad.speech_start_ms}
-
-    async def _words_due(self, final: bool, end_ms: float | None = None) -> None:
-        heard = self.heard
-        assert heard is not None
-        words, start = heard["words"], heard["from_ms"]
-        due = (
-            len(words)
-            if final
-            else min(len(words) - 1, int((self.vad.cursor_ms - start) // WORD_MS))
-        )
-        while heard["sent"] < due:
-            i = heard["sent"]
-            left = len(words) - i
-            span = WORD_MS if not final or end_ms is None else max(1.0, (end_ms - start) / left)
-            await self.emit(
-                {
-                    "type": "session.input_transcript.delta",
-                    "delta": words[i],
-                    "start_ms": int(start),
-                    "end_ms": int(start + span),
-                }
-            )
-            heard["sent"], heard["from_ms"] = i + 1, start + span
-            start += span
-
-    async def _caller_stopped(self, at_ms: int) -> None:
-        heard = self.heard
-        if heard is None:
-            return
-        self.record["speech"][-1]["stopped_ms"] = at_ms
-        spoken_s = (at_ms - self.vad.silence_ms - self.vad.speech_start_ms) / 1000
-        if heard["text"] is None:
-            heard["words"] = [f"(caller spoke {max(0.0, spoken_s):.1f} s)"]
-        talk_end = at_ms - self.vad.silence_ms
-        first = self.vad.speech_start_ms
-        await self._words_due(final=True, end_ms=talk_end)
-        self.heard = None
-        text = heard["text"] or heard["words"][0]
-        self.record["caller_turns"].append({"text": text, "start_ms": int(first),
-                                            "end_ms": int(talk_end)})  # fmt: skip
-        await self.caller_turn(text)
-
-    async def caller_turn(self, text: str | None) -> None:
-        """The caller finished a turn: delegate it (tool calls) or answer in words."""
-        if self.delegation_type == "responses":
-            calls = self.pick_calls(text)
-            if calls:
-                await self.delegate(calls)
-                return
-        self.speak(REPLY, "reply")
 
     async def _appended(self, event: dict[str, Any], eid: Any, what: str) -> bool:
         """Check and acknowledge an instructions/thinking/commentary append."""
