@@ -232,10 +232,17 @@ def realtime_sim(
 
 
 def live_sim(
-    port: int, api_key: str, speed: float | None = None, name: str = "live-sim"
+    port: int,
+    api_key: str,
+    speed: float | None = None,
+    name: str = "live-sim",
+    echo: bool = False,
 ) -> Service:
-    """The GPT-Live simulator (:mod:`sandbox.live_sim`): ``ws://127.0.0.1:PORT/v1/live/sessions``."""
+    """The GPT-Live simulator (:mod:`sandbox.live_sim`): ``ws://127.0.0.1:PORT/v1/live/sessions``.
+    ``echo``: every appended chunk comes straight back as audio (relay tests, benchmarks)."""
     extra = ["--api-key", api_key, *(["--speed", str(speed)] if speed is not None else [])]
+    if echo:
+        extra.append("--echo")
     return Service(name, _listen("sandbox.live_sim", port, *extra), port, health="/healthz")
 
 

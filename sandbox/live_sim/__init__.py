@@ -44,6 +44,14 @@ drives both):
 3. *Greeting and fixed messages*: ``session.instructions.append`` with
    ``Greet the caller now`` (a greeting) or ``Say exactly "..."`` (those words) is spoken at once;
    ``session.output_audio.fixture.play`` plays a recorded clip.
-4. *Server-side ends*: ``GET /_sandbox/end?reason=expired|content|remote_hangup|connection_lost``,
-   ``GET /_sandbox/error?code=...&message=...``, ``GET /_sandbox/settings?lifetime_s=...``.
+4. *Server-side ends and faults*:
+   ``GET /_sandbox/end?reason=expired|content|remote_hangup|connection_lost``,
+   ``GET /_sandbox/error?code=...&message=...``, ``GET /_sandbox/settings?lifetime_s=...``,
+   ``GET /_sandbox/faults?reject_connects=N&drop_after_ms=MS&drop_now=1``, and
+   ``GET /_sandbox/inject?raw=...`` for a malformed or unknown server event.
+5. *What it received*: ``GET /_sandbox/sessions`` (every client event but audio, errors sent,
+   caller turns, the model's turns and whether each was yielded, delegations, tool outputs).
+
+``--echo`` turns the model into a mirror for relay tests and benchmarks: each appended chunk
+comes back as one ``session.output_audio.delta``.
 """

@@ -14,7 +14,8 @@ hook). Every answer is JSON; a bad parameter is a 400 saying which.
     ``text``, ``reason`` (instructions, commentary, reply, delegation, acknowledgement,
     fixture), ``status`` (speaking, done, yielded, replaced, closed), ``spoken``, ``audio_ms``,
     ``start_ms``), ``appended`` (instructions/thinking/commentary received), ``delegations``,
-    ``tool_calls``, ``tool_outputs``, ``tool_calls_refused``, ``usage_events``.
+    ``tool_calls``, ``tool_outputs``, ``tool_calls_refused``, ``usage_events``, ``injected``
+    (frames sent by ``/_sandbox/inject``), ``barge_in_sent_ns`` (``--echo`` only).
 ``GET /_sandbox/tool_outputs``
     ``{"tool_outputs": [...]}``: every ``function_call_output`` accepted, all sessions, in order
     (``session_id``, ``delegation_id``, ``call_id``, ``name``, ``arguments``, ``output``).
@@ -35,6 +36,9 @@ hook). Every answer is JSON; a bad parameter is a 400 saying which.
     connection does.
 ``GET /_sandbox/error?code=C&message=M[&type=server_error][&param=P][&session=ID]``
     Send an ``error`` event (the session goes on), e.g. a moderation cut or a server error.
+``GET /_sandbox/inject?raw=TEXT[&session=ID]``
+    Send ``TEXT`` as one text frame, verbatim and unchecked: a malformed or unknown server
+    event for a client's attack tests (``raw={"type":"session.new_thing"}``, ``raw={nope``).
 ``GET /_sandbox/usage[?session=ID]``
     Send ``session.usage.updated`` now.
 ``GET /_sandbox/settings?usage_interval_s=S&lifetime_s=S``
@@ -106,7 +110,7 @@ async def control(sim: Simulator, request: Request) -> Response:
         return _script_tools(sim, path, one)
     if path == "/_sandbox/faults":
         return await _faults(sim, query, one)
-    if path in ("/_sandbox/end", "/_sandbox/error", "/_sandbox/usage"):
+    if path in ("/_sandbox/end", "/_sandbox/error", "/_sandbox/usage", "/_sandbox/inject"):
         return await _to_sessions(sim, path, one)
     if path == "/_sandbox/settings":
         try:
@@ -201,6 +205,12 @@ async def _to_sessions(sim: Simulator, path: str, one: Any) -> Response:
         for session in targets:
             await session.error(one("code"), one("message"), one("param") or None, None,
                                 kind=one("type", "server_error"))  # fmt: skip
+    elif path == "/_sandbox/inject":
+        if not one("raw"):
+            return _bad("raw (the frame's text) is required")
+        for session in targets:
+            session.record["injected"].append(one("raw"))
+            await sim.conns[session].send(one("raw"))
     else:
         for session in targets:
             await session.usage_now()

@@ -19,6 +19,8 @@ advances the clock but is not heard.
 
 from __future__ import annotations
 
+import base64
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +29,7 @@ from sandbox.live_sim.audio import LiveFormat
 from sandbox.live_sim.script import Script
 from sandbox.live_sim.speech import REPLY
 from sandbox.realtime_sim.audio import Vad
+from sandbox.realtime_sim.session import BARGE_IN_MAGIC, STAMP_MAGIC
 
 WORD_MS = 300  # one transcript word per this much speech while the caller talks
 
@@ -38,6 +41,7 @@ class Listening:
     clock_ms: float
     muted: bool
     fixture_playing: bool
+    echo: bool
     speaking: Any
     heard: dict[str, Any] | None  # the caller turn being transcribed
     output_format: LiveFormat
@@ -52,6 +56,9 @@ class Listening:
         data = schema.decode_audio(event["audio"]) or b""
         fmt = self.output_format  # one format both ways
         self.record["audio_in_ms"] += len(data) / fmt.bytes_per_ms
+        if self.echo:
+            await self._echo(data)
+            return
         if self.muted or self.fixture_playing:
             self.vad.cursor_ms += len(data) / fmt.bytes_per_ms  # time passes, unheard
             self.clock_ms = self.vad.cursor_ms
@@ -122,3 +129,21 @@ class Listening:
                 await self.delegate(calls)
                 return
         self.speak(REPLY, "reply")
+
+    async def _echo(self, data: bytes) -> None:
+        """``--echo`` (relay tests and benchmarks): every chunk comes straight back as
+        ``session.output_audio.delta``; a benchmark's timestamped frame (``GFTS``) gets our
+        receive time, and its barge-in frame (``GFBI``) is answered as a caller talking over
+        the model: a ``session.input_transcript.delta`` and no audio."""
+        at = int(self.clock_ms)
+        self.clock_ms += len(data) / self.output_format.bytes_per_ms
+        if data[:4] == BARGE_IN_MAGIC:
+            self.record.setdefault("barge_in_sent_ns", []).append(time.monotonic_ns())
+            await self.emit({"type": "session.input_transcript.delta", "delta": "(barge-in)",
+                             "start_ms": at, "end_ms": int(self.clock_ms)})  # fmt: skip
+            return
+        if data[:4] == STAMP_MAGIC and len(data) >= 20:
+            data = data[:12] + time.monotonic_ns().to_bytes(8, "big") + data[20:]
+        await self.emit(
+            {"type": "session.output_audio.delta", "delta": base64.b64encode(data).decode()}
+        )

@@ -36,10 +36,10 @@ PATH = "/v1/live/sessions"
 
 
 class Simulator:
-    def __init__(self, api_key: str, speed: float = 1.0):
+    def __init__(self, api_key: str, speed: float = 1.0, echo: bool = False):
         self.api_key = api_key
         self.speed = speed
-        self.settings = Settings(speed)
+        self.settings = Settings(speed, echo)
         self.script = Script()  # shared by every session: what callers say, which tools run
         self.sessions: list[Session] = []
         self.conns: dict[Session, ServerConnection] = {}
@@ -120,8 +120,8 @@ class Simulator:
             self.conns.pop(session, None)
 
 
-async def run(host: str, port: int, api_key: str, speed: float) -> None:
-    sim = Simulator(api_key, speed)
+async def run(host: str, port: int, api_key: str, speed: float, echo: bool = False) -> None:
+    sim = Simulator(api_key, speed, echo)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):

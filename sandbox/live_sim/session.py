@@ -63,8 +63,8 @@ class Settings:
     """Simulator-wide settings (``/_sandbox/settings``, ``/_sandbox/models``), read by each
     session when it starts."""
 
-    def __init__(self, speed: float = 1.0):
-        self.speed = speed
+    def __init__(self, speed: float = 1.0, echo: bool = False):
+        self.speed, self.echo = speed, echo
         self.reset()
 
     def reset(self) -> None:
@@ -83,6 +83,7 @@ class Session(Speech, Listening, Delegation):
     ):
         self.send, self.close_socket = send, close_socket
         self.settings, self.script, self.speed = settings, script, settings.speed
+        self.echo = settings.echo
         self.config: dict[str, Any] = {}
         self.started_at: float | None = None
         self.closed = False
@@ -119,6 +120,7 @@ class Session(Speech, Listening, Delegation):
             "tool_calls_refused": [],
             "backend_items": [],
             "usage_events": 0,
+            "injected": [],  # frames sent by /_sandbox/inject
         }
 
     # -- output --------------------------------------------------------------------------------

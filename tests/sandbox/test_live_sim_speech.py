@@ -158,6 +158,11 @@ def test_the_model_yields_when_the_caller_talks_over_it(sim: str, ws: websocket.
     after = text_of(events[first_word:], "session.output_transcript.delta")
     assert after == "This is the GateFrames assistant. How can I help with your gate?"
     assert [t["status"] for t in turns] == ["yielded", "done"]
+    # Live has no truncate and no cancel: the Realtime events are unknown here.
+    for kind in ("conversation.item.truncate", "response.cancel"):
+        send(ws, type=kind)
+        error = recv(ws)["error"]
+        assert (error["code"], error["param"]) == ("invalid_value", "type")
 
 
 def test_a_fixture_plays_in_the_session_format_and_mutes_input(
@@ -270,3 +275,15 @@ def test_injected_errors_and_usage_reports(sim: str, ws: websocket.WebSocket) ->
     finally:
         conn.close()
         control(sim, "/_sandbox/reset")
+
+
+def test_inject_sends_a_frame_verbatim_for_attack_tests(sim: str, ws: websocket.WebSocket) -> None:
+    session = start(ws)
+    for raw in ('{"type": "session.new_thing", "x": 1}', "{nope"):
+        status, body = control(sim, "/_sandbox/inject", raw=raw, session=session["id"])
+        assert (status, body) == (200, {"sessions": [session["id"]]})
+        assert ws.recv() == raw  # as sent: not an event the SDK knows, or not JSON at all
+    assert newest_session(sim)["injected"] == ['{"type": "session.new_thing", "x": 1}', "{nope"]
+    assert control(sim, "/_sandbox/inject", raw="x", session="sess_nope")[0] == 404
+    send(ws, type="session.input_audio.mute")
+    assert recv(ws)["type"] == "session.input_audio.muted"  # the session goes on
