@@ -126,6 +126,8 @@ class Delegation:
             }
         )
         if calls:
+            if self.waiting is not None:  # the caller moved on before the outputs came
+                self.waiting["status"] = "abandoned"
             self.waiting = entry
             self._schedule_ack()
             await backend.function_calls(self._relay_to(delegation_id), response_id,

@@ -88,7 +88,9 @@ class Simulator:
     # -- WebSocket -------------------------------------------------------------------------------
     async def handle(self, conn: ServerConnection) -> None:
         async def send(event: dict[str, Any]) -> None:
-            await conn.send(orjson.dumps(event).decode())
+            # A closed socket takes nothing; the read loop below ends the session.
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(orjson.dumps(event).decode())
 
         def close_socket() -> None:
             # A task, so a control request ending a session never waits for the client's

@@ -92,8 +92,9 @@ class Session(Speech, Listening, Delegation):
         self.fixture_eid: str | None = None
         self.vad = Vad()
         self.clock_ms = self.output_end_ms = 0.0
-        self.speaking = None
+        self.speaking = self.deferred = None
         self.waiting = None
+        self.lifetime_s = settings.lifetime_s
         self.acks: set[asyncio.Task] = set()
         self.timers: list[asyncio.Task] = []
         self.heard: dict[str, Any] | None = None  # the caller turn being transcribed
@@ -272,6 +273,10 @@ class Session(Speech, Listening, Delegation):
         if turn["reason"] == "fixture" and self.fixture_playing:
             self.fixture_playing = False
             await self.emit({"type": "session.output_audio.fixture.played"}, self.fixture_eid)
+            if self.deferred is not None:
+                text, reason = self.deferred
+                self.deferred = None
+                self.speak(text, reason)
 
     async def on_session_close(self, event: dict[str, Any], eid: Any) -> None:
         await self.end("close_requested", eid)

@@ -65,12 +65,17 @@ class Speech:
     clock_ms: float
     output_end_ms: float
     speaking: tuple[dict[str, Any], asyncio.Task] | None
+    deferred: tuple[str, str] | None  # what to say once the playing fixture ends
     emit: Callable[[dict[str, Any]], Awaitable[None]]
     output_format: LiveFormat
 
-    def speak(self, text: str, reason: str, audio: bytes | None = None) -> dict[str, Any]:
+    def speak(self, text: str, reason: str, audio: bytes | None = None) -> dict[str, Any] | None:
         """Start a turn saying ``text`` (``audio``: play these bytes instead of a tone, with no
-        transcript: a fixture). A turn still streaming is replaced."""
+        transcript: a fixture). A turn still streaming is replaced, except a fixture: what the
+        model would say while one plays waits for its end (the latest request only); None."""
+        if self.speaking is not None and self.speaking[0]["reason"] == "fixture":
+            self.deferred = (text, reason)
+            return None
         self.stop_speaking("replaced")
         start = max(self.clock_ms, self.output_end_ms)
         turn: dict[str, Any] = {

@@ -5,6 +5,7 @@ to a real simulator process: the delegation and its Responses events (each parse
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import websocket
 
+from sandbox.live_sim.audio import PCM24K
 from tests.sandbox.live_client import (
     END_CALL,
     TRANSFER,
@@ -247,3 +249,25 @@ def test_a_tool_output_with_bad_shape_is_refused_by_the_schema(
     send(ws, type="response.create", response={})
     error = recv(ws)["error"]
     assert (error["code"], error["param"]) == ("unknown_parameter", "response")
+
+
+def test_an_answer_due_while_a_fixture_plays_is_spoken_after_it(
+    sim: str, ws: websocket.WebSocket
+) -> None:
+    delegation = backend()
+    delegation["acknowledgement_delay_ms"] = 60000  # no acknowledgement in this test
+    start(ws, delegation=delegation)
+    control(sim, "/_sandbox/call_tool", name="end_call", arguments='{"reason": "voicemail"}')
+    speak(ws)
+    _, [item], _ = calls_made(ws)
+    clip = PCM24K.tone(1000, 440)
+    send(ws, type="session.output_audio.fixture.play", audio=base64.b64encode(clip).decode())
+    until(ws, "session.output_audio.fixture.playing")
+    send(ws, type="response.item.create", item=output(item["call_id"], "Message left."))
+    send(ws, type="response.create")
+    _, seen = until(ws, "session.output_audio.fixture.played")
+    assert not [e for e in seen if e["type"] == "session.output_transcript.delta"]
+    until(ws, "session.output_transcript.delta")
+    fixture, answer = newest_session(sim)["turns"]
+    assert (fixture["reason"], fixture["status"]) == ("fixture", "done")
+    assert (answer["reason"], answer["text"]) == ("delegation", "Okay: Message left.")
