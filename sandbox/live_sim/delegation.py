@@ -28,8 +28,10 @@ The client answers **every** call of the batch with ``response.item.create``
 Once complete, the backend streams a ``message`` response (``Okay: <the output's message>``,
 from each output's ``message``/``summary``/``result``/``status`` field or its text) and the
 Live model speaks it. A ``response.create`` with no pending calls starts a new delegation that
-answers in words. Every output received is kept in the session record's ``tool_outputs``
-(and ``GET /_sandbox/tool_outputs``).
+answers in words. A caller turn that delegates again before the outputs came leaves the earlier
+delegation ``abandoned`` (each entry of the record's ``delegations`` has a ``status``:
+``waiting``, ``answered`` or ``abandoned``). Every output received is kept in the session
+record's ``tool_outputs`` (and ``GET /_sandbox/tool_outputs``).
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ hears speech. Nothing marks the end of a turn (the real service sends no "done")
 The model yields by itself: caller speech (the VAD starting) while a turn streams stops it at
 once: no more audio or transcript for that turn and no event saying so (there is no truncate
 and no cancel). A new turn (an instruction asking to speak, a reply) replaces a turn still
-streaming the same way. Each turn is kept in the session record's ``turns`` with its
-``status``: ``speaking``, ``done``, ``yielded`` (caller barge-in), ``replaced`` or ``closed``.
+streaming the same way, except a fixture (``session.output_audio.fixture.play``), which plays
+whole: the model's next words wait for its end. Each turn is kept in the session record's
+``turns`` with its ``status``: ``speaking``, ``done``, ``yielded`` (caller barge-in),
+``replaced`` or ``closed``.
 
 The session timeline is the input audio clock (milliseconds of caller audio received, as the
 client streams continuously, silence included); a turn starts at that clock or where the
