@@ -2,8 +2,9 @@
 
 A mixin of :class:`sandbox.live_sim.session.Session`. One *turn* of speech streams at a time:
 ``session.output_audio.delta`` events (the session's format, 100 ms each, no ``event_id``, no
-timestamps, as on a primary WebSocket) each followed by a ``session.output_transcript.delta``
-with that chunk's words and its ``start_ms``/``end_ms`` on the session timeline. Audio streams
+timestamps, as on a primary WebSocket), and after a chunk in which a word starts a
+``session.output_transcript.delta`` with the word(s) (each with its leading space) and their
+``start_ms``/``end_ms`` on the session timeline (contiguous spans). Audio streams
 at real time divided by the simulator's ``speed`` (OpenAI streams faster than playback). A turn
 lasts 60 ms per character (at least 500 ms), its audio a tone, so a VAD on the relay side
 hears speech. Nothing marks the end of a turn (the real service sends no "done").
@@ -56,6 +57,19 @@ def spoken_for(content: str) -> str | None:
     if _SPEAK.search(content):
         return REPLY
     return None
+
+
+def _slice(text: str, i: int, parts: int) -> str:
+    """The ``i``-th of ``parts`` pieces of ``text``, cut before a space (whole words, each with
+    its leading space, as transcript deltas come): pieces may be empty, they join to ``text``."""
+
+    def cut(n: int) -> int:
+        at = len(text) * n // parts
+        while 0 < at < len(text) and text[at] != " ":
+            at += 1
+        return at
+
+    return text[cut(i) : cut(i + 1)]
 
 
 class Speech:
@@ -118,6 +132,7 @@ class Speech:
             audio = fmt.tone(total_ms, freq)
         chunks = max(1, -(-len(audio) // per_chunk))
         started, sent_ms = time.monotonic(), 0.0
+        words_from = float(turn["start_ms"])  # a word's span starts where the last one ended
         for i in range(chunks):
             chunk = audio[i * per_chunk : (i + 1) * per_chunk]
             chunk_start = turn["start_ms"] + turn["audio_ms"]
@@ -126,17 +141,18 @@ class Speech:
                 {"type": "session.output_audio.delta", "delta": base64.b64encode(chunk).decode()}
             )
             turn["audio_ms"] += chunk_ms
-            words = text[len(text) * i // chunks : len(text) * (i + 1) // chunks]
+            words = _slice(text, i, chunks)
             if words and turn["reason"] != "fixture":
                 turn["spoken"] += words
                 await self.emit(
                     {
                         "type": "session.output_transcript.delta",
                         "delta": words,
-                        "start_ms": int(chunk_start),
+                        "start_ms": int(words_from),
                         "end_ms": int(chunk_start + chunk_ms),
                     }
                 )
+                words_from = chunk_start + chunk_ms
             sent_ms += chunk_ms
             delay = started + sent_ms / 1000 / self.speed - time.monotonic()
             if delay > 0:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 import websocket
 
-from sandbox.live_sim.audio import PCM24K, PCMA, PCMU
+from sandbox.live_sim.audio import PCM24K, PCMA, PCMU, LiveFormat
+from sandbox.realtime_sim.audio import Vad
 from tests.sandbox.live_client import (
     connect,
     control,
@@ -73,6 +74,8 @@ def test_a_greeting_instruction_is_spoken_word_for_word_in_the_session_format(
     assert appended["client_event_id"] == "evt_greet"
     events = quiet(ws)
     assert text_of(events, "session.output_transcript.delta") == GREETING
+    pieces = [e["delta"] for e in events if e["type"] == "session.output_transcript.delta"]
+    assert len(pieces) > 1 and all(p.startswith(" ") for p in pieces[1:])  # whole words
     audio = audio_of(events)
     assert len(audio) == 60 * len(GREETING) * 8  # μ-law, 8 bytes per ms, 60 ms a character
     assert max(abs(s) for s in PCMU.samples(audio)) > 3000  # speech-like energy, not silence
@@ -287,3 +290,18 @@ def test_inject_sends_a_frame_verbatim_for_attack_tests(sim: str, ws: websocket.
     assert control(sim, "/_sandbox/inject", raw="x", session="sess_nope")[0] == 404
     send(ws, type="session.input_audio.mute")
     assert recv(ws)["type"] == "session.input_audio.muted"  # the session goes on
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [PCMU, PCMA, PCM24K, LiveFormat("audio/pcm", 16000)],
+    ids=["pcmu", "pcma", "pcm24k", "pcm16k"],
+)
+def test_caller_speech_is_found_in_every_session_format(fmt: LiveFormat) -> None:
+    vad = Vad()
+    events = []
+    for chunk in [fmt.tone(20, 0, 0)] * 50 + [fmt.tone(20, 300)] * 50 + [fmt.tone(20, 0, 0)] * 50:
+        events += vad.feed(fmt, chunk)
+    (start_kind, start_ms), (stop_kind, stop_ms) = events
+    assert start_kind == "started" and abs(start_ms - (1000 - vad.prefix_ms)) <= 20
+    assert stop_kind == "stopped" and abs(stop_ms - (2000 + vad.silence_ms)) <= 20
