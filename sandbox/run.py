@@ -112,7 +112,11 @@ def main() -> int:
     if simulate_openai:
         sims.append(services.openai_sim(PORTS.openai, creds.openai_key))
         sims.append(services.realtime_sim(PORTS.realtime, creds.openai_key))
-        notes.append(f"OpenAI: simulated (chat :{PORTS.openai}, realtime :{PORTS.realtime})")
+        sims.append(services.live_sim(services.SANDBOX_LIVE_PORT, creds.openai_key))
+        notes.append(
+            f"OpenAI: simulated (chat :{PORTS.openai}, realtime :{PORTS.realtime}, "
+            f"live :{services.SANDBOX_LIVE_PORT})"
+        )
     else:
         notes.append("OpenAI: REAL API")
     if not cfg.encryption_key:

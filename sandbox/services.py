@@ -71,6 +71,8 @@ class Ports:
 
 #: ``make run``'s fixed ports (honcho gives web 5000 and relay 5100: base port, +100 each).
 SANDBOX_PORTS = Ports(web=5000, relay=5100, twilio=5300, openai=5400, realtime=5500)
+#: ``make run``'s GPT-Live simulator (``ws://127.0.0.1:5600/v1/live/sessions``).
+SANDBOX_LIVE_PORT = 5600
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,21 @@ def realtime_sim(
     if echo:
         extra.append("--echo")
     return Service(name, _listen("sandbox.realtime_sim", port, *extra), port, health="/healthz")
+
+
+def live_sim(
+    port: int,
+    api_key: str,
+    speed: float | None = None,
+    name: str = "live-sim",
+    echo: bool = False,
+) -> Service:
+    """The GPT-Live simulator (:mod:`sandbox.live_sim`): ``ws://127.0.0.1:PORT/v1/live/sessions``.
+    ``echo``: every appended chunk comes straight back as audio (relay tests, benchmarks)."""
+    extra = ["--api-key", api_key, *(["--speed", str(speed)] if speed is not None else [])]
+    if echo:
+        extra.append("--echo")
+    return Service(name, _listen("sandbox.live_sim", port, *extra), port, health="/healthz")
 
 
 def redis_server(
