@@ -24,8 +24,9 @@ from typing import Any
 
 from common import prompts
 from common.end_reasons import EndReason
-from common.stream_twiml import Param, call_kind, other_party
+from common.stream_twiml import Param, other_party
 from relay.call.continuity import Continuity
+from relay.call.core import CallCore
 from relay.call.greeting import (
     Greeting,
     Verdict,
@@ -34,12 +35,9 @@ from relay.call.greeting import (
     session_update,
 )
 from relay.call.handover import CallState, LoadResume
-from relay.call.info import CallInfo
 from relay.call.ledger import ResponseLedger
-from relay.call.link import UpstreamLink
-from relay.call.outputs import CallEnd, EndCall, Output, ToOpenAI, Transcript, to_openai
-from relay.call.phase import CallPhase, Phase
-from relay.call.playback import PlaybackTracker
+from relay.call.outputs import Output, ToOpenAI, to_openai
+from relay.call.phase import CallPhase
 from relay.call.playout import Playout
 from relay.call.replay import History
 from relay.call.settings import BridgeSettings
@@ -47,7 +45,6 @@ from relay.call.tool_flow import TOOL_EVENTS, ToolFlow
 from relay.call.tools import ToolBox, ToolOutcome
 from relay.protocol import realtime, twilio_media
 from relay.protocol.realtime import BENIGN_ERRORS, ResponseEnd, response_of, transcript_of
-from relay.protocol.twilio_media import StreamWriter
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +52,13 @@ VOICEMAIL_PLAYED = "voicemail_played"
 GOODBYE_PLAYED = "goodbye_played"
 
 
-class TwilioBridge:
-    """One call. Not thread-safe; the relay drives it from one greenlet at a time."""
+class TwilioBridge(CallCore):
+    """One call on Realtime. Not thread-safe; the relay drives it from one greenlet."""
 
     def __init__(self, settings: BridgeSettings, now: float, call_sid: str = ""):
+        super().__init__(now, call_sid, settings.reconnect_attempts)
         self.s = settings
-        self.info = CallInfo(call_sid=call_sid, bound=bool(call_sid), started_at=now)
-        self.stream = StreamWriter()
-        self.phase = Phase()
-        self.call_end = CallEnd()
-        self.transcript = Transcript()
-        self.playback = PlaybackTracker()
         self.ledger = ResponseLedger(self.transcript, History())
-        self.link = UpstreamLink(settings.reconnect_attempts)
         self.greeting = Greeting(voicemail=False)
         self.playout = Playout(
             stream=self.stream, playback=self.playback, ledger=self.ledger, phase=self.phase
@@ -95,30 +86,9 @@ class TwilioBridge:
             say_goodbye=self._say_goodbye,
             has_tools=lambda: self.tool_flow.tools is not None,
         )
-        self.bad_media = 0
         self._goodbye_deadline: float | None = None
 
     # -- what the rest of the relay reads (the parts own the state) -------------------------
-    @property
-    def call_sid(self) -> str:
-        return self.info.call_sid
-
-    @property
-    def stream_sid(self) -> str:
-        return self.stream.sid
-
-    @property
-    def params(self) -> dict[str, str]:
-        return self.info.params
-
-    @property
-    def started_at_start(self) -> float | None:
-        return self.info.started_at_start
-
-    @property
-    def ended(self) -> EndCall | None:
-        return self.call_end.ended
-
     @property
     def tools(self) -> ToolBox | None:
         return self.tool_flow.tools
@@ -130,29 +100,6 @@ class TwilioBridge:
     @property
     def barge_ins(self) -> int:
         return self.playout.barge_ins
-
-    @property
-    def gaps(self) -> list[float]:
-        return self.link.gaps
-
-    @property
-    def voicemail(self) -> bool:
-        return self.info.voicemail
-
-    @property
-    def reconnected(self) -> int:
-        return self.link.reconnected
-
-    @property
-    def drops(self) -> int:
-        return self.link.drops
-
-    def end(self, reason: EndReason, deliberate: bool = False, code: int = 1000) -> EndCall:
-        """End the call; the first end stands and is returned."""
-        return self.call_end.end(reason, deliberate, code)
-
-    def _log_ctx(self) -> dict[str, str]:
-        return {"call_sid": self.info.call_sid, "stream_sid": self.stream.sid}
 
     def _session_update(self) -> dict[str, Any]:
         return session_update(self.s, self.info.voicemail, self.tool_flow.definitions())
@@ -184,12 +131,7 @@ class TwilioBridge:
             else:
                 self.bad_media += 1  # a repeated or malformed start changes nothing
         elif event == "stop":
-            if self.phase.is_(CallPhase.HANDOVER):  # Twilio moved the call to the new stream
-                self.call_end.emit(out, EndReason.HANDED_OVER, deliberate=False)
-            elif self.phase.is_(CallPhase.TRANSFERRING):  # the redirect to staff took the call
-                self.call_end.emit(out, EndReason.TRANSFERRED, deliberate=True)
-            else:
-                self.call_end.emit(out, EndReason.CALLER_HUNG_UP, deliberate=True)
+            self._on_stop(out)
         elif event in ("connected", "dtmf"):
             pass
         else:
@@ -201,22 +143,9 @@ class TwilioBridge:
         return out
 
     def _on_start(self, out: list[Output], start: twilio_media.Start, now: float) -> None:
-        info = self.info
-        self.stream.bind(start.stream_sid)
-        if not info.bound or start.call_sid != info.call_sid:
-            # A token opens a stream for the call it was minted for, and nothing else.
-            log.warning(
-                "stream refused: start.callSid %s is not the token's call %s",
-                start.call_sid[:40] or "(none)",
-                info.call_sid or "(none)",
-                extra={**self._log_ctx(), "reason": EndReason.CALL_SID_MISMATCH},
-            )
-            self.call_end.emit(out, EndReason.CALL_SID_MISMATCH, deliberate=False, code=1008)
+        if not self._accept_start(out, start, now):
             return
-        info.params = start.params
-        info.kind = call_kind(info.params)
-        info.voicemail = info.kind == "voicemail"
-        info.started_at = now
+        info = self.info
         self.tool_flow.start(self.s.tools, other_party(info.params), info.voicemail)
         if info.params.get(Param.RESUME):
             self.link.awaiting_resume = True  # no greeting: the call is under way
@@ -371,12 +300,6 @@ class TwilioBridge:
     def hand_over(self, now: float) -> CallState | None:
         return self.continuity.hand_over(now, self.transcript.lines)
 
-    def on_twilio_closed(self) -> EndCall:
-        return self.continuity.on_twilio_closed()
-
-    def on_handover_failed(self) -> list[Output]:
-        return self.continuity.on_handover_failed()
-
     def on_resume(self, state: CallState | None, now: float, gap: float) -> list[Output]:
         out = self.continuity.on_resume(state, now, gap, self.transcript.lines)
         self.link.hold(out)
@@ -389,6 +312,3 @@ class TwilioBridge:
 
     def tool_calls_record(self) -> list[dict[str, Any]]:
         return self.tool_flow.record()
-
-    def transcript_text(self) -> str:
-        return self.transcript.text()

@@ -29,7 +29,7 @@ from relay.call.handover import CallState
 from relay.call.info import CallInfo
 from relay.call.ledger import ResponseLedger
 from relay.call.link import UpstreamLink
-from relay.call.outputs import CallEnd, EndCall, Output, to_openai
+from relay.call.outputs import CallEnd, Output, to_openai
 from relay.call.phase import CallPhase, Phase
 from relay.call.playback import PlaybackTracker
 from relay.call.reconnect import APOLOGY_GAP_SECONDS
@@ -174,20 +174,6 @@ class Continuity:
             greeting_spoken=self.greeting.spoken and not info.voicemail,
             continue_reply=carry_on,
         )
-
-    def on_twilio_closed(self) -> EndCall:
-        """Twilio's socket closed: the call ends (unless a ``stop`` or the bridge ended it
-        first). After a handover that is the move (no end reason may be recorded: the new
-        stream decides how the call ends). The end that stands is returned."""
-        if self.phase.is_(CallPhase.HANDOVER):
-            return self.call_end.end(EndReason.HANDED_OVER, deliberate=False)
-        return self.call_end.end(EndReason.TWILIO_CLOSED, deliberate=True)
-
-    def on_handover_failed(self) -> list[Output]:
-        """The redirect did not happen: end the call as a shutdown did before (the apology)."""
-        out: list[Output] = []
-        self.call_end.emit(out, EndReason.SERVER_SHUTDOWN, deliberate=False)
-        return out
 
     def on_resume(
         self, state: CallState | None, now: float, gap: float, transcript: list

@@ -29,7 +29,7 @@ from relay.call import handover
 from relay.call.actions import ToolRunner
 from relay.call.bridge import TwilioBridge
 from relay.call.handover import LoadResume
-from relay.call.live import publish_transcript
+from relay.call.live_feed import publish_transcript
 from relay.call.outputs import EndCall, Output, RunTool, ToOpenAI, ToTwilio
 from relay.call.reconnect import Reconnect
 from relay.call.settings import BridgeSettings

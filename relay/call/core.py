@@ -1,0 +1,123 @@
+"""What a call bridge is on either engine: the call (:class:`~relay.call.info.CallInfo`), its
+Twilio stream, phase, end, transcript, playback books and upstream link, and what Twilio's
+``start`` and ``stop`` mean. :class:`relay.call.bridge.TwilioBridge` (Realtime) and
+:class:`relay.call.live.bridge.LiveBridge` (GPT-Live) build on it and add their engine."""
+
+from __future__ import annotations
+
+import logging
+
+from common.end_reasons import EndReason
+from common.stream_twiml import call_kind
+from relay.call.info import CallInfo
+from relay.call.link import UpstreamLink
+from relay.call.outputs import CallEnd, EndCall, Output, Transcript
+from relay.call.phase import CallPhase, Phase
+from relay.call.playback import PlaybackTracker
+from relay.protocol.twilio_media import Start, StreamWriter
+
+log = logging.getLogger(__name__)
+
+
+class CallCore:
+    def __init__(self, now: float, call_sid: str, reconnect_attempts: int):
+        self.info = CallInfo(call_sid=call_sid, bound=bool(call_sid), started_at=now)
+        self.stream = StreamWriter()
+        self.phase = Phase()
+        self.call_end = CallEnd()
+        self.transcript = Transcript()
+        self.playback = PlaybackTracker()
+        self.link = UpstreamLink(reconnect_attempts)
+        #: Media Streams frames refused (not base64, a repeated or malformed start).
+        self.bad_media = 0
+
+    # -- what the rest of the relay reads (the parts own the state) ---------------------------
+    @property
+    def call_sid(self) -> str:
+        return self.info.call_sid
+
+    @property
+    def stream_sid(self) -> str:
+        return self.stream.sid
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.info.params
+
+    @property
+    def voicemail(self) -> bool:
+        return self.info.voicemail
+
+    @property
+    def started_at_start(self) -> float | None:
+        return self.info.started_at_start
+
+    @property
+    def ended(self) -> EndCall | None:
+        return self.call_end.ended
+
+    @property
+    def gaps(self) -> list[float]:
+        return self.link.gaps
+
+    @property
+    def reconnected(self) -> int:
+        return self.link.reconnected
+
+    @property
+    def drops(self) -> int:
+        return self.link.drops
+
+    def end(self, reason: EndReason, deliberate: bool = False, code: int = 1000) -> EndCall:
+        """End the call; the first end stands and is returned."""
+        return self.call_end.end(reason, deliberate, code)
+
+    def _log_ctx(self) -> dict[str, str]:
+        return {"call_sid": self.info.call_sid, "stream_sid": self.stream.sid}
+
+    def transcript_text(self) -> str:
+        return self.transcript.text()
+
+    # -- Twilio's start and stop ----------------------------------------------------------------
+    def _accept_start(self, out: list[Output], start: Start, now: float) -> bool:
+        """Bind the stream and learn the call from ``start``; False (and the call ends) when
+        the stream is not the token's call: a token opens a stream for that call only."""
+        info = self.info
+        self.stream.bind(start.stream_sid)
+        if not info.bound or start.call_sid != info.call_sid:
+            log.warning(
+                "stream refused: start.callSid %s is not the token's call %s",
+                start.call_sid[:40] or "(none)",
+                info.call_sid or "(none)",
+                extra={**self._log_ctx(), "reason": EndReason.CALL_SID_MISMATCH},
+            )
+            self.call_end.emit(out, EndReason.CALL_SID_MISMATCH, deliberate=False, code=1008)
+            return False
+        info.params = start.params
+        info.kind = call_kind(info.params)
+        info.voicemail = info.kind == "voicemail"
+        info.started_at = now
+        return True
+
+    def _on_stop(self, out: list[Output]) -> None:
+        """Twilio's ``stop``: the caller hung up, unless the call was moving on purpose."""
+        if self.phase.is_(CallPhase.HANDOVER):  # Twilio moved the call to the new stream
+            self.call_end.emit(out, EndReason.HANDED_OVER, deliberate=False)
+        elif self.phase.is_(CallPhase.TRANSFERRING):  # the redirect to staff took the call
+            self.call_end.emit(out, EndReason.TRANSFERRED, deliberate=True)
+        else:
+            self.call_end.emit(out, EndReason.CALLER_HUNG_UP, deliberate=True)
+
+    def on_twilio_closed(self) -> EndCall:
+        """Twilio's socket closed: the call ends (unless a ``stop`` or the bridge ended it
+        first). After a handover that is the move (no end reason may be recorded: the new
+        stream decides how the call ends). The end that stands is returned."""
+        if self.phase.is_(CallPhase.HANDOVER):
+            return self.call_end.end(EndReason.HANDED_OVER, deliberate=False)
+        return self.call_end.end(EndReason.TWILIO_CLOSED, deliberate=True)
+
+    def on_handover_failed(self) -> list[Output]:
+        """The redirect did not happen: end the call as a shutdown does (the apology)."""
+        out: list[Output] = []
+        self.call_end.emit(out, EndReason.SERVER_SHUTDOWN, deliberate=False)
+        return out
