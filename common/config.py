@@ -16,20 +16,34 @@ warns of a configured model's coming shutdown (the release phase runs it before 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import functools
 import ipaddress
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import models, staff_hours
+from common import models
+from common.config_values import (
+    ConfigError,
+    aes_key,
+    boolean,
+    choice,
+    conversation_sid,
+    e164,
+    e164_list,
+    hours,
+    integer,
+    number,
+    origin,
+    origins,
+    setting,
+    url,
+)
 from common.staff_hours import StaffHours
 
 DEFAULT_ALLOWED_ORIGINS = (
@@ -41,147 +55,6 @@ DEFAULT_ALLOWED_ORIGINS = (
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
 
-class ConfigError(ValueError):
-    """A configuration variable is missing or malformed; the message names it."""
-
-
-Parser = Callable[[str, str], Any]
-
-
-# -- parsers: (variable name, raw text) -> value, or ConfigError naming the variable ----------
-def text(name: str, raw: str) -> str:
-    return raw.strip()
-
-
-def boolean(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def integer(minimum: int = 0, maximum: int | None = None, why: str = "") -> Parser:
-    def parse(name: str, raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise ConfigError(f"{name} must be <= {maximum}{why}, got {value}")
-        return value
-
-    return parse
-
-
-def number(minimum: float = 0.0) -> Parser:
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def choice(*allowed: str, upper: bool = False) -> Parser:
-    def parse(name: str, raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip()
-        if value not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def url(*schemes: str) -> Parser:
-    def parse(name: str, raw: str) -> str:
-        value = raw.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
-            raise ConfigError(f"{name} must be an absolute {'/'.join(schemes)} URL, got {raw!r}")
-        return value
-
-    return parse
-
-
-def origin(*schemes: str) -> Parser:
-    as_url = url(*schemes)
-
-    def parse(name: str, raw: str) -> str:
-        value = as_url(name, raw)
-        parts = urlsplit(value)
-        if parts.path or parts.query or parts.fragment:
-            raise ConfigError(f"{name} must be an origin without path or query, got {raw!r}")
-        return value
-
-    return parse
-
-
-def origins(name: str, raw: str) -> tuple[str, ...]:
-    one = origin("http", "https")
-    return tuple(one(name, o) for o in raw.split(",") if o.strip())
-
-
-def e164(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16):
-        raise ConfigError(f"{name} must be an E.164 number like +14155550000, got {raw!r}")
-    return value
-
-
-def e164_list(name: str, raw: str) -> tuple[str, ...]:
-    return tuple(e164(name, n) for n in raw.split(",") if n.strip())
-
-
-def decode_key(raw: str, name: str = "ENCRYPTION_KEY") -> bytes:
-    """Decode a standard-base64 AES key and insist on 16, 24 or 32 bytes.
-
-    64 hex characters (what a PaaS secret generator such as app.json's ``"generator":
-    "secret"`` makes) are read as the 32 key bytes: as base64 they would be 48 bytes, which
-    is no AES key, so the two forms cannot be confused."""
-    text_value = raw.strip()
-    if len(text_value) == 64 and all(c in "0123456789abcdefABCDEF" for c in text_value):
-        return bytes.fromhex(text_value)
-    try:
-        key = base64.b64decode(raw.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{name} is not valid standard base64") from None
-    if len(key) not in (16, 24, 32):
-        raise ConfigError(f"{name} must decode to 16, 24 or 32 bytes, got {len(key)}")
-    return key
-
-
-def aes_key(name: str, raw: str) -> bytes:
-    return decode_key(raw, name)
-
-
-def conversation_sid(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not (value.startswith("CH") and len(value) == 34 and value[2:].isalnum()):
-        raise ConfigError(f"{name} must be a Conversation SID (CH + 32 characters), got {raw!r}")
-    return value
-
-
-def hours(name: str, raw: str) -> StaffHours:
-    try:
-        return staff_hours.parse(raw)
-    except staff_hours.StaffHoursError as exc:
-        raise ConfigError(f"{name}: {exc}, got {raw!r}") from None
-
-
-def setting(default: Any, parse: Parser = text, *, secret: bool = False) -> Any:
-    """A Config field: its default, how its variable is parsed, and whether it is a secret
-    (kept out of ``repr``, so a logged Config never shows it)."""
-    return field(default=default, repr=not secret, metadata={"parse": parse, "secret": secret})
-
-
 @dataclass(frozen=True)
 class Config:
     """Typed, validated settings. Field names are the environment variable names, lowercased."""
@@ -191,6 +64,11 @@ class Config:
     openai_realtime_url: str = setting("wss://api.openai.com/v1/realtime", url("ws", "wss"))
     openai_realtime_model: str = setting("gpt-realtime-2.1")
     openai_chat_model: str = setting("gpt-5.5")
+    voice_engine: str = setting("realtime", choice("realtime", "live"))
+    openai_live_url: str = setting("wss://api.openai.com/v1/live/sessions", url("ws", "wss"))
+    openai_live_model: str = setting("gpt-live-1.1")
+    #: The Responses model a GPT-Live call delegates to; unset = OPENAI_CHAT_MODEL.
+    live_delegation_model: str = setting("")
     openai_transcription_model: str = setting(models.DEFAULT_TRANSCRIPTION_MODEL)
     transcription_keywords: tuple[str, ...] = setting(models.PRODUCT_WORDS, models.keyword_list)
     realtime_voice: str = setting("ash", choice(*VOICES))
@@ -297,6 +175,11 @@ def _check(cfg: Config, today: date | None) -> list[str]:
             f"TASK_TIME_LIMIT_SECONDS ({cfg.task_time_limit_seconds}), or a running task is "
             "delivered to a second worker"
         )
+    if cfg.voice_engine == "live":
+        if not cfg.openai_api_key:
+            bad.append("VOICE_ENGINE=live needs OPENAI_API_KEY (GPT-Live has no other sign-in)")
+        if urlsplit(cfg.openai_live_url).query:
+            bad.append("OPENAI_LIVE_URL must have no query string (GPT-Live refuses one)")
     if cfg.is_development:
         return bad
     if not cfg.twilio_validate_signatures:
@@ -304,7 +187,12 @@ def _check(cfg: Config, today: date | None) -> list[str]:
             "TWILIO_VALIDATE_SIGNATURES=false is only allowed with APP_ENV=development "
             "(anyone could forge Twilio webhooks)"
         )
-    for name, secure in (("OPENAI_BASE_URL", "https"), ("OPENAI_REALTIME_URL", "wss")):
+    urls = (
+        ("OPENAI_BASE_URL", "https"),
+        ("OPENAI_REALTIME_URL", "wss"),
+        ("OPENAI_LIVE_URL", "wss"),
+    )
+    for name, secure in urls:
         value = getattr(cfg, name.lower())
         if urlsplit(value).scheme != secure and not _is_loopback(value):
             bad.append(

@@ -110,6 +110,20 @@ def with_identity(text: str) -> str:
     return f"{IDENTITY} {body}" if body else IDENTITY
 
 
+# -- GPT-Live (relay/call/live/) ------------------------------------------------------------
+#: The voice model's own prompt: short, about speaking; GateFrames' rules go to the backend.
+LIVE_VOICE_INSTRUCTIONS = (
+    "You are the GateFrames A.I. assistant on a phone call. GateFrames sells driveway gates, "
+    "gate openers and accessories. Speak fast, warmly and briefly; ask one short question at a "
+    "time. Let the caller interrupt you. Begin your first words with exactly "
+    f'"{IDENTITY}" when told to greet.'
+)
+LIVE_DELEGATION_NOTE = (
+    " Delegate to your backend whatever needs GateFrames knowledge or an action: product "
+    "questions, texting the caller, taking a message, transferring to staff, ending the call."
+)
+
+
 # -- the call's tools (relay/call/tool_specs.py) ---------------------------------------
 #: Appended to the voice prompt of a live call that has tools (not to voicemails).
 TOOL_INSTRUCTIONS = """\

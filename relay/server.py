@@ -45,6 +45,7 @@ from relay.admission import Admitted, Gate, Refusal
 from relay.browser.policy import owned_session_update
 from relay.browser.session import BrowserCore, BrowserSession
 from relay.call.after_call import after_call
+from relay.call.engines import connect_call_upstream
 from relay.call.session import TwilioCall
 from relay.capacity import Capacity
 from relay.handler import RelayHandler
@@ -70,6 +71,8 @@ class RelayApp:
         self.cfg = cfg
         self.gate = gate
         self.open_upstream = open_upstream or self._connect_openai
+        #: Phone calls: the configured engine's upstream (browser sessions: always Realtime).
+        self.open_call_upstream = open_upstream or (lambda: connect_call_upstream(self.cfg))
         #: Token origin -> session runner. Only these origins are admitted.
         self.surfaces: dict[str, Session] = {
             admission.BROWSER: self.run_browser,
@@ -154,7 +157,7 @@ class RelayApp:
         call = TwilioCall(
             self.cfg,
             ws,
-            self.open_upstream,
+            self.open_call_upstream,
             end_call=self.complete_call,
             call_sid=admitted.claims.call_sid or "",
         )

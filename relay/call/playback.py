@@ -112,6 +112,21 @@ class PlaybackTracker:
                 names.append(item.chunks[-1].mark)
         return names
 
+    def flush_all(self) -> list[str]:
+        """The marks still owed for every item (all audio sent so far is complete)."""
+        names = []
+        for item in self.items.values():
+            if item.chunks and item.chunks[-1].open:
+                item.chunks[-1].open = False
+                names.append(item.chunks[-1].mark)
+        return names
+
+    def forget_played(self, now: float, keep: str = "") -> None:
+        """Drop the books of items heard in full (but ``keep``), so they do not pile up."""
+        for item_id, item in list(self.items.items()):
+            if item_id != keep and item.played_at(now) >= item.sent_ms - 1e-6:
+                del self.items[item_id]
+
     def sentinel(self, purpose: str) -> str:
         """A mark whose echo means everything sent before it has played."""
         self._seq += 1

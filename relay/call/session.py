@@ -27,12 +27,11 @@ from common.redis_util import get_redis
 from relay import metrics
 from relay.call import handover
 from relay.call.actions import ToolRunner
-from relay.call.bridge import TwilioBridge
+from relay.call.engines import Bridge, new_bridge
 from relay.call.handover import LoadResume
 from relay.call.live_feed import publish_transcript
 from relay.call.outputs import EndCall, Output, RunTool, ToOpenAI, ToTwilio
 from relay.call.reconnect import Reconnect
-from relay.call.settings import BridgeSettings
 from relay.call.ticker import TICKER
 from relay.session_summary import SessionSummary
 from relay.wire.hub_io import PeerNotReading, pump
@@ -100,9 +99,7 @@ class TwilioCall:
         self.down = downstream
         self.open_upstream = open_upstream
         self.end_call_rest = end_call  # REST fallback: set the call completed
-        self.bridge = TwilioBridge(
-            BridgeSettings.from_config(cfg), time.monotonic(), call_sid=call_sid
-        )
+        self.bridge: Bridge = new_bridge(cfg, time.monotonic(), call_sid)
         self.up: Upstream | None = None
         self._done = gevent.event.Event()
         self._helpers: list[gevent.Greenlet] = []  # killed with the call

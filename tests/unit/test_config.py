@@ -158,3 +158,30 @@ def test_crash_timings_follow_the_task_time_limit() -> None:
     assert (shorter.task_lock_seconds, shorter.celery_visibility_timeout) == (40, 70)
     with pytest.raises(ConfigError, match="CELERY_VISIBILITY_TIMEOUT"):
         load_config({"CELERY_VISIBILITY_TIMEOUT": "60"})  # a live run would be redelivered
+
+
+def test_a_live_engine_that_cannot_work_is_refused() -> None:
+    """VOICE_ENGINE=live needs the key and a URL GPT-Live accepts; realtime does not care."""
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        load_config({"VOICE_ENGINE": "live"})
+    with pytest.raises(ConfigError, match="OPENAI_LIVE_URL"):
+        load_config(
+            {
+                "VOICE_ENGINE": "live",
+                "OPENAI_API_KEY": "k",
+                "OPENAI_LIVE_URL": "wss://x/v1/live/sessions?model=m",
+            }
+        )
+    with pytest.raises(ConfigError, match="OPENAI_LIVE_URL"):
+        load_config(
+            {
+                "VOICE_ENGINE": "live",
+                "OPENAI_API_KEY": "k",
+                "OPENAI_LIVE_URL": "ws://api.openai.com/v1/live/sessions",
+            }
+        )
+    with pytest.raises(ConfigError, match="VOICE_ENGINE"):
+        load_config({"VOICE_ENGINE": "gemini"})
+    cfg = load_config({"VOICE_ENGINE": "live", "OPENAI_API_KEY": "k"})
+    assert (cfg.voice_engine, cfg.openai_live_model) == ("live", "gpt-live-1.1")
+    assert load_config({}).voice_engine == "realtime"

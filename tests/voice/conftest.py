@@ -49,6 +49,8 @@ def fresh_simulator(request: pytest.FixtureRequest) -> Iterator[None]:
     stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else None
     if isinstance(stack, VoiceStack):  # a module may define a ``stack`` of another kind
         stack.realtime_reset()
+        if stack.live_port:
+            stack.live("reset")
     yield
     if failed_in_call(request):
         for s in _STARTED.get(request.module.__name__, []):

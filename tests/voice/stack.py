@@ -40,7 +40,9 @@ class VoiceStack(ProcessStack):
     :class:`tests.voice.router.Router` (``RELAY_PUBLIC_URL`` for everyone), new connections
     going to the first. ``chat``: also the OpenAI chat simulator (the call summary's model).
     ``worker``: a Celery worker too. ``realtime_speed``: how much faster than real time the
-    Realtime simulator streams its audio, as OpenAI does (None: its default, real time)."""
+    Realtime simulator streams its audio, as OpenAI does (None: its default, real time).
+    ``engine="live"``: calls run on GPT-Live (``VOICE_ENGINE=live``) against the GPT-Live
+    simulator, which speaks as fast as the Realtime one."""
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class VoiceStack(ProcessStack):
         relays: int = 1,
         chat: bool = False,
         realtime_speed: float | None = 4.0,
+        engine: str = "realtime",
     ):
         self.creds = Credentials.fresh()
         self.ports = Ports.free()
@@ -79,7 +82,17 @@ class VoiceStack(ProcessStack):
             }
         )
         self.relay_env = relay_env or {}
+        self.live_port = free_port() if engine == "live" else 0
+        self.live_http = f"http://127.0.0.1:{self.live_port}"
+        if engine == "live":
+            self.env["VOICE_ENGINE"] = "live"
+            self.env["OPENAI_LIVE_URL"] = f"ws://127.0.0.1:{self.live_port}/v1/live/sessions"
         self.add(
+            *(
+                [services.live_sim(self.live_port, self.api_key, realtime_speed)]
+                if self.live_port
+                else []
+            ),
             services.realtime_sim(self.realtime_port, self.api_key, realtime_speed),
             services.twilio_sim(self.twilio_port, self.creds),
             *([services.openai_sim(self.ports.openai, self.api_key)] if chat else []),
@@ -161,6 +174,15 @@ class VoiceStack(ProcessStack):
         """The next response calls ``name`` with exactly these arguments."""
         query = urlencode({"name": name, "arguments": json.dumps(arguments)})
         http_json("GET", f"{self.realtime_http}/_sandbox/call_tool?{query}")
+
+    # -- what GPT-Live saw (engine="live") ----------------------------------------------------
+    def live(self, path: str) -> Any:
+        """``GET /_sandbox/<path>`` on the GPT-Live simulator."""
+        return http_json("GET", f"{self.live_http}/_sandbox/{path}")
+
+    def live_session(self, timeout: float = 20.0) -> dict[str, Any]:
+        """The newest GPT-Live simulator session (one call at a time in such a test)."""
+        return wait_for(lambda: (self.live("sessions")["sessions"] or [None])[-1], timeout)
 
     def staff_phone(self, number: str, **behaviour: Any) -> None:
         """How a dialled phone behaves (answer, busy, ring_seconds, talk_seconds)."""

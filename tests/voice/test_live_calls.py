@@ -1,0 +1,198 @@
+"""Phone calls on GPT-Live (``VOICE_ENGINE=live``), end to end: web (/twilio/voice), the relay,
+the GPT-Live simulator and the phone simulator playing what it receives on a real-time clock.
+
+The simulator speaks four times faster than real time, so the assistant's audio piles up at the
+relay, which paces it to the phone itself: these tests check what the caller hears, not what
+was generated.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+import redis
+
+from common import prompts
+from sandbox import phone
+from tests.conftest import REDIS_URL
+from tests.support import wait_for
+from tests.voice.stack import Call, VoiceStack
+
+pytestmark = pytest.mark.usefixtures("redis_url")
+
+STACK_OPTIONS = {
+    "engine": "live",
+    "env": {"STAFF_TRANSFER_NUMBER": "+14155550199", "SESSION_TIME_LIMIT_SECONDS": "600"},
+}
+BYTES_PER_MS = phone.BYTES_PER_MS
+
+
+def heard_ms(call: Call) -> float:
+    return len(call.phone.heard) / BYTES_PER_MS
+
+
+def done_turns(stack: VoiceStack) -> list[dict]:
+    return [t for t in stack.live_session()["turns"] if t["status"] == "done"]
+
+
+def end_call(call: Call) -> None:
+    if not call.phone.closed.is_set():
+        call.phone.hang_up()
+        call.phone.wait_closed(10)
+
+
+def test_the_call_starts_a_live_session_and_the_caller_hears_the_greeting(stack: VoiceStack):
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: heard_ms(call) > 100, timeout=20)
+        # While the greeting plays, only a small lead waits at the phone: the relay paces.
+        lead = []
+        for _ in range(20):
+            lead.append(call.phone.unplayed_bytes() / BYTES_PER_MS)
+            time.sleep(0.05)
+        assert 0 < max(lead) <= 300
+        greeting = wait_for(lambda: done_turns(stack), timeout=20)[0]
+        assert prompts.greeting("inbound") in greeting["text"]
+        wait_for(lambda: heard_ms(call) >= greeting["audio_ms"] - 40, timeout=20)
+        session = stack.live_session()
+        config = session["session"]
+        assert config["audio"]["format"] == {"type": "audio/pcmu", "rate": 8000}
+        tools = config["delegation"]["responses"]["tools"]
+        assert {t["name"] for t in tools} >= {"end_call", "send_text", "take_message"}
+        assert session["errors"] == []  # every event the relay sent was accepted
+    finally:
+        end_call(call)
+
+
+def test_end_call_says_goodbye_then_hangs_up(stack: VoiceStack):
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: done_turns(stack), timeout=20)
+        stack.live("call_tool?name=end_call&arguments={}")
+        call.phone.say(phone.tone(600))
+        assert call.phone.wait_closed(30), "the relay should end the call after the goodbye"
+        outputs = stack.live("tool_outputs")["tool_outputs"]
+        assert [o["name"] for o in outputs] == ["end_call"]
+        assert outputs[0]["output"] == prompts.TOOL_END_CALL_OUTPUT
+        assert call.phone.close_reason == "assistant_hung_up"
+        assert call.phone.unplayed_bytes() == 0  # the goodbye was heard whole
+        after = stack.after_stream(call)
+        assert after.verbs == ["Hangup"] and not after.apologised
+    finally:
+        end_call(call)
+
+
+def test_bad_tool_arguments_get_every_problem_back(stack: VoiceStack):
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: done_turns(stack), timeout=20)
+        query = urlencode({"name": "send_text", "arguments": json.dumps({"text": "the link"})})
+        stack.live("call_tool?" + query)
+        call.phone.say(phone.tone(600))
+        outputs = wait_for(lambda: stack.live("tool_outputs")["tool_outputs"], timeout=20)
+        assert "unexpected field 'text'" in outputs[0]["output"]
+        assert "missing field 'message'" in outputs[0]["output"]
+        assert not call.phone.closed.is_set()
+    finally:
+        end_call(call)
+
+
+def test_the_caller_talking_over_the_assistant_never_hears_stale_speech(stack: VoiceStack):
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: heard_ms(call) > 300, timeout=20)
+        call.phone.say(phone.tone(1200))
+        wait_for(lambda: call.phone.clears, timeout=10)
+        _at, dropped = call.phone.clears[0]
+        assert dropped / BYTES_PER_MS <= 300  # the rest never left the relay: it was dropped
+        assert stack.live_session()["turns"][0]["status"] == "yielded"  # the model stopped
+        # After the caller stops, the assistant answers and the caller hears it.
+        before = heard_ms(call)
+        wait_for(lambda: heard_ms(call) > before + 200, timeout=15)
+    finally:
+        end_call(call)
+
+
+def test_voicemail_plays_the_whole_message_then_hangs_up(stack: VoiceStack):
+    call = stack.place_call(answered_by="machine_end_beep", outbound=True, speed=4)
+    call.phone.start_line()
+    assert call.phone.wait_closed(60), "the relay should end a voicemail call by itself"
+    (message,) = done_turns(stack)
+    assert message["text"] == prompts.greeting("voicemail")
+    assert call.phone.close_reason == "voicemail_left"
+    assert call.phone.unplayed_bytes() == 0 and not call.phone.clears
+    r = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    assert r.get(f"gf:call_end:{call.sid}") == "voicemail_left"
+    after = stack.after_stream(call)
+    assert after.verbs == ["Hangup"] and not after.apologised
+
+
+def test_a_session_closed_for_content_ends_with_the_apology(stack: VoiceStack):
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: done_turns(stack), timeout=20)
+        stack.live("end?reason=content")
+        assert call.phone.wait_closed(20)
+        assert call.phone.close_reason == "upstream_lost"
+        after = stack.after_stream(call)
+        assert after.apologised and after.verbs[-1] == "Hangup"
+        log = stack.log_text("relay")
+        assert "OpenAI Live session closed: content" in log and call.sid in log
+    finally:
+        end_call(call)
+
+
+@pytest.mark.parametrize(
+    ("raw", "logged"),
+    [
+        ('{"type":"session.new_thing","x":1}', "unknown GPT-Live event ignored: session.new_thing"),
+        ('{"type":"session.output_audio.delta","delta":"a\\"b"}', "not base64"),
+    ],
+)
+def test_an_unknown_or_malformed_server_event_is_logged_and_the_call_goes_on(
+    stack: VoiceStack, raw: str, logged: str
+):
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: done_turns(stack), timeout=20)
+        stack.live("inject?" + urlencode({"raw": raw}))
+        line = wait_for(
+            lambda: next((ln for ln in stack.log_text("relay").splitlines() if logged in ln), None),
+            timeout=10,
+        )
+        assert call.sid in line
+        before = heard_ms(call)
+        call.phone.say(phone.tone(600))  # the assistant still answers
+        wait_for(lambda: heard_ms(call) > before + 200, timeout=15)
+        assert not call.phone.closed.is_set()
+    finally:
+        end_call(call)
+
+
+def test_a_dropped_session_reconnects_with_the_conversation_and_no_second_greeting(
+    stack: VoiceStack,
+):
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: done_turns(stack), timeout=20)
+        stack.live("faults?drop_now=1")
+        sessions = wait_for(lambda: (s := stack.live("sessions")["sessions"]) and len(s) >= 2 and s)
+        new = wait_for(lambda: stack.live("sessions")["sessions"][-1]["session"], timeout=10)
+        history = [m["content"][0]["text"] for m in new["input"][1:]]
+        assert any(prompts.GREETING_OPENING in text for text in history)
+        time.sleep(1.0)
+        newest = stack.live("sessions")["sessions"][-1]
+        assert not any("Greet" in a.get("content", "") for a in newest["appended"])
+        assert not call.phone.closed.is_set() and len(sessions) >= 2
+    finally:
+        end_call(call)
