@@ -119,26 +119,8 @@ class TwilioBridge(CallCore):
             else:  # OpenAI has not answered yet: sent, in order, once it does
                 self.link.pending.append(realtime.input_audio_append(payload))
             return out
-        elif event == "mark":
-            name = twilio_media.mark_name(msg)
-            if name is not None:
-                self._on_mark(out, name, now)
-        elif event == "start":
-            start = twilio_media.parse_start(msg)
-            if self.info.started_at_start is None and start is not None:
-                self.info.started_at_start = now
-                self._on_start(out, start, now)
-            else:
-                self.bad_media += 1  # a repeated or malformed start changes nothing
-        elif event == "stop":
-            self._on_stop(out)
-        elif event in ("connected", "dtmf"):
-            pass
         else:
-            log.info(
-                "unknown Twilio event ignored",
-                extra={"stream_sid": self.stream.sid, "reason": str(event)[:40]},
-            )
+            self._on_control(out, event, msg, now)
         self.link.hold(out)
         return out
 
@@ -298,7 +280,11 @@ class TwilioBridge(CallCore):
         return out
 
     def hand_over(self, now: float) -> CallState | None:
-        return self.continuity.hand_over(now, self.transcript.lines)
+        carry_on = self.continuity.prepare_hand_over(now)
+        if carry_on is None:
+            return None
+        turns = self.ledger.history.to_json()
+        return self._freeze(now, turns, self.greeting.spoken, continue_reply=carry_on)
 
     def on_resume(self, state: CallState | None, now: float, gap: float) -> list[Output]:
         out = self.continuity.on_resume(state, now, gap, self.transcript.lines)

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 from common.end_reasons import EndReason
-from common.stream_twiml import Param
 from relay.call.greeting import Greeting, continue_response, greeting_item
 from relay.call.handover import CallState
 from relay.call.info import CallInfo
@@ -142,9 +141,10 @@ class Continuity:
         self._continue = False
 
     # -- handover -------------------------------------------------------------------------------
-    def hand_over(self, now: float, transcript_lines: list[tuple[str, str]]) -> CallState | None:
-        """Freeze the call for another relay; its state, or None if it cannot move (not
-        started, not bound to a call, already ending)."""
+    def prepare_hand_over(self, now: float) -> bool | None:
+        """Before the call is frozen for another relay: None if it cannot move (not started,
+        not bound to a call, already ending); else whether a reply was under way (it is cut
+        where the caller stopped hearing it, and the next relay asks for the rest)."""
         info = self.info
         if (
             self.call_end.ended is not None
@@ -161,19 +161,7 @@ class Continuity:
             self.ledger.cut(rid, HANDOVER_CUT, heard, relabel=False)
             self.ledger.said_partly(rid)
             carry_on = True
-        self.phase.to(CallPhase.HANDOVER)
-        return CallState(
-            call_sid=info.call_sid,
-            kind=info.kind,
-            voicemail=info.voicemail,
-            params={k: v for k, v in info.params.items() if k != Param.RESUME},
-            used_s=now - info.started_at,
-            lines=list(transcript_lines),
-            turns=self.ledger.history.to_json(),
-            # A voicemail starts again from the top: the machine lost what was playing.
-            greeting_spoken=self.greeting.spoken and not info.voicemail,
-            continue_reply=carry_on,
-        )
+        return carry_on
 
     def on_resume(
         self, state: CallState | None, now: float, gap: float, transcript: list

@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 
 from common.end_reasons import EndReason
-from common.stream_twiml import call_kind
+from common.stream_twiml import Param, call_kind
+from relay.call.handover import CallState
 from relay.call.info import CallInfo
 from relay.call.link import UpstreamLink
 from relay.call.outputs import CallEnd, EndCall, Output, Transcript
 from relay.call.phase import CallPhase, Phase
 from relay.call.playback import PlaybackTracker
+from relay.protocol import twilio_media
 from relay.protocol.twilio_media import Start, StreamWriter
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,35 @@ class CallCore:
     def transcript_text(self) -> str:
         return self.transcript.text()
 
-    # -- Twilio's start and stop ----------------------------------------------------------------
+    # -- Twilio's messages other than media -------------------------------------------------------
+    def _on_control(self, out: list[Output], event: object, msg: dict, now: float) -> None:
+        """``mark``, ``start``, ``stop``: the same on every engine but for what a mark or a
+        start then does (the engine's ``_on_mark`` / ``_on_start``)."""
+        if event == "mark":
+            name = twilio_media.mark_name(msg)
+            if name is not None:
+                self._on_mark(out, name, now)
+        elif event == "start":
+            start = twilio_media.parse_start(msg)
+            if self.info.started_at_start is None and start is not None:
+                self.info.started_at_start = now
+                self._on_start(out, start, now)
+            else:
+                self.bad_media += 1  # a repeated or malformed start changes nothing
+        elif event == "stop":
+            self._on_stop(out)
+        elif event not in ("connected", "dtmf"):
+            log.info(
+                "unknown Twilio event ignored",
+                extra={**self._log_ctx(), "reason": str(event)[:40]},
+            )
+
+    def _on_mark(self, out: list[Output], name: str, now: float) -> None:
+        raise NotImplementedError  # each engine's bridge says what a mark echo means
+
+    def _on_start(self, out: list[Output], start: Start, now: float) -> None:
+        raise NotImplementedError  # each engine's bridge opens its session its own way
+
     def _accept_start(self, out: list[Output], start: Start, now: float) -> bool:
         """Bind the stream and learn the call from ``start``; False (and the call ends) when
         the stream is not the token's call: a token opens a stream for that call only."""
@@ -115,6 +145,25 @@ class CallCore:
         if self.phase.is_(CallPhase.HANDOVER):
             return self.call_end.end(EndReason.HANDED_OVER, deliberate=False)
         return self.call_end.end(EndReason.TWILIO_CLOSED, deliberate=True)
+
+    def _freeze(
+        self, now: float, turns: list[list[str]], greeting_spoken: bool, continue_reply: bool
+    ) -> CallState:
+        """The call as another relay needs it (a hand-over), the phase set to ``HANDOVER``."""
+        info = self.info
+        self.phase.to(CallPhase.HANDOVER)
+        return CallState(
+            call_sid=info.call_sid,
+            kind=info.kind,
+            voicemail=info.voicemail,
+            params={k: v for k, v in info.params.items() if k != Param.RESUME},
+            used_s=now - info.started_at,
+            lines=list(self.transcript.lines),
+            turns=turns,
+            # A voicemail starts again from the top: the machine lost what was playing.
+            greeting_spoken=greeting_spoken and not info.voicemail,
+            continue_reply=continue_reply,
+        )
 
     def on_handover_failed(self) -> list[Output]:
         """The redirect did not happen: end the call as a shutdown does (the apology)."""

@@ -195,9 +195,4 @@ class ToolFlow:
 
     def record(self) -> list[dict[str, Any]]:
         """``{"name", "arguments", "result"}`` per tool call, for the call summary."""
-        if self.tools is None:
-            return []
-        return [
-            {"name": r.call.name, "arguments": dict(r.args), "result": r.outcome}
-            for r in self.tools.records
-        ]
+        return self.tools.record() if self.tools is not None else []

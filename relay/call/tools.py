@@ -286,6 +286,13 @@ class ToolBox:
             TOOL_CALLS.labels(tool, outcome).inc()
         return done
 
+    def record(self) -> list[dict[str, Any]]:
+        """``{"name", "arguments", "result"}`` per tool call, for the call's record."""
+        return [
+            {"name": r.call.name, "arguments": dict(r.args), "result": r.outcome}
+            for r in self.records
+        ]
+
     def _replace(self, old: ToolOutcome, new: ToolOutcome) -> None:
         for i, rec in enumerate(self.records):
             if rec is old:

@@ -115,23 +115,12 @@ class LiveBridge(CallCore):
             elif self.link.open or not self.link.in_gap:
                 self.link.pending.append(live.input_audio_append(audio))
             return out
-        if event == "mark":
-            name = twilio_media.mark_name(msg)
-            if name is not None:
-                self.playback.echoed(name, now)
-                self._check_closing(out, now)
-        elif event == "start":
-            start = twilio_media.parse_start(msg)
-            if self.info.started_at_start is None and start is not None:
-                self.info.started_at_start = now
-                self._on_start(out, start, now)
-            else:
-                self.bad_media += 1  # a repeated or malformed start changes nothing
-        elif event == "stop":
-            self._on_stop(out)
-        elif event not in ("connected", "dtmf"):
-            log.info("unknown Twilio event ignored", extra={**self._log_ctx(), "reason": "event"})
+        self._on_control(out, event, msg, now)
         return self._hold(out)
+
+    def _on_mark(self, out: list[Output], name: str, now: float) -> None:
+        self.playback.echoed(name, now)
+        self._check_closing(out, now)
 
     def _on_start(self, out: list[Output], start: twilio_media.Start, now: float) -> None:
         if not self._accept_start(out, start, now):
@@ -358,17 +347,8 @@ class LiveBridge(CallCore):
         ):
             return None
         self._remember(self.turns.close())
-        self.phase.to(CallPhase.HANDOVER)
-        return CallState(
-            call_sid=info.call_sid,
-            kind=info.kind,
-            voicemail=info.voicemail,
-            params={k: v for k, v in info.params.items() if k != Param.RESUME},
-            used_s=now - info.started_at,
-            lines=list(self.transcript.lines),
-            turns=self.history.to_json(),
-            greeting_spoken=self.greeted and not info.voicemail,
-            continue_reply=self.pacer.unheard(now),
+        return self._freeze(
+            now, self.history.to_json(), self.greeted, continue_reply=self.pacer.unheard(now)
         )
 
     def on_resume(self, state: CallState | None, now: float, gap: float) -> list[Output]:

@@ -112,9 +112,5 @@ class LiveToolFlow:
         return out
 
     def record(self) -> list[dict[str, Any]]:
-        if self.tools is None:
-            return []
-        return [
-            {"name": r.call.name, "arguments": dict(r.args), "result": r.outcome}
-            for r in self.tools.records
-        ]
+        """``{"name", "arguments", "result"}`` per tool call, for the call summary."""
+        return self.tools.record() if self.tools is not None else []
