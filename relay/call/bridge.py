@@ -24,7 +24,7 @@ from typing import Any
 
 from common import prompts
 from common.end_reasons import EndReason
-from common.stream_twiml import Param, other_party
+from common.stream_twiml import other_party
 from relay.call.continuity import Continuity
 from relay.call.core import CallCore
 from relay.call.greeting import (
@@ -34,7 +34,7 @@ from relay.call.greeting import (
     log_unfinished,
     session_update,
 )
-from relay.call.handover import CallState, LoadResume
+from relay.call.handover import CallState
 from relay.call.ledger import ResponseLedger
 from relay.call.outputs import Output, ToOpenAI, to_openai
 from relay.call.phase import CallPhase
@@ -129,9 +129,7 @@ class TwilioBridge(CallCore):
             return
         info = self.info
         self.tool_flow.start(self.s.tools, other_party(info.params), info.voicemail)
-        if info.params.get(Param.RESUME):
-            self.link.awaiting_resume = True  # no greeting: the call is under way
-            out.append(LoadResume(info.params[Param.RESUME]))
+        if self._resuming(out):
             return
         out.append(to_openai(self._session_update()))
         out.append(to_openai(greeting_item(info.kind)))

@@ -9,7 +9,7 @@ import logging
 
 from common.end_reasons import EndReason
 from common.stream_twiml import Param, call_kind
-from relay.call.handover import CallState
+from relay.call.handover import CallState, LoadResume
 from relay.call.info import CallInfo
 from relay.call.link import UpstreamLink
 from relay.call.outputs import CallEnd, EndCall, Output, Transcript
@@ -127,6 +127,16 @@ class CallCore:
         info.kind = call_kind(info.params)
         info.voicemail = info.kind == "voicemail"
         info.started_at = now
+        return True
+
+    def _resuming(self, out: list[Output]) -> bool:
+        """A stream another relay handed over (its ``resume`` parameter): load the saved call
+        first, and do not greet (the call is under way)."""
+        resume = self.info.params.get(Param.RESUME)
+        if not resume:
+            return False
+        self.link.awaiting_resume = True
+        out.append(LoadResume(resume))
         return True
 
     def _on_stop(self, out: list[Output]) -> None:

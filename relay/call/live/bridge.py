@@ -19,9 +19,9 @@ from typing import Any
 
 from common import prompts
 from common.end_reasons import EndReason
-from common.stream_twiml import Param, other_party
+from common.stream_twiml import other_party
 from relay.call.core import CallCore
-from relay.call.handover import CallState, LoadResume
+from relay.call.handover import CallState
 from relay.call.live.closing import GOODBYE, TOOL, VOICEMAIL, Closing
 from relay.call.live.pacer import Pacer
 from relay.call.live.settings import LiveSettings
@@ -127,9 +127,7 @@ class LiveBridge(CallCore):
             return
         info = self.info
         self.tool_flow.start(self.s.tools, other_party(info.params), info.voicemail)
-        if info.params.get(Param.RESUME):
-            self.link.awaiting_resume = True  # no greeting: the call is under way
-            out.append(LoadResume(info.params[Param.RESUME]))
+        if self._resuming(out):
             return
         if self.link.open:
             out.append(self._session_start())
