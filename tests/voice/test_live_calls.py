@@ -8,6 +8,7 @@ was generated.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from urllib.parse import urlencode
@@ -19,13 +20,18 @@ from common import prompts
 from sandbox import phone
 from tests.conftest import REDIS_URL
 from tests.support import wait_for
-from tests.voice.stack import Call, VoiceStack
+from tests.voice.stack import BOT_NUMBER, CALLER, Call, VoiceStack
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
+STAFF = "+14155550199"
 STACK_OPTIONS = {
     "engine": "live",
-    "env": {"STAFF_TRANSFER_NUMBER": "+14155550199", "SESSION_TIME_LIMIT_SECONDS": "600"},
+    "env": {
+        "STAFF_TRANSFER_NUMBER": STAFF,
+        "STAFF_TRANSFER_TIMEOUT_SECONDS": "5",
+        "STAFF_NOTIFY_TO": "+14155550188",
+    },
 }
 BYTES_PER_MS = phone.BYTES_PER_MS
 
@@ -83,8 +89,67 @@ def test_end_call_says_goodbye_then_hangs_up(stack: VoiceStack):
         assert call.phone.unplayed_bytes() == 0  # the goodbye was heard whole
         after = stack.after_stream(call)
         assert after.verbs == ["Hangup"] and not after.apologised
+        # The after-call summary is queued with the call's record, as on Realtime.
+        record = wait_for(lambda: queued_summary(call.sid), timeout=20)
+        assert [t["name"] for t in record["tool_calls"]] == ["end_call"]
+        assert record["outcome"] == "assistant_hung_up"
+        assert any(who == "assistant" for who, _ in record["lines"])
     finally:
         end_call(call)
+
+
+def queued_summary(call_sid: str) -> dict | None:
+    """The summary task the relay put on the Celery queue for this call (no worker runs)."""
+    r = redis.Redis.from_url(REDIS_URL)
+    for raw in r.lrange("gateframes", 0, -1):
+        message = json.loads(raw)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        if args and args[0].get("call_sid") == call_sid:
+            return args[0]
+    return None
+
+
+def sim_greeted(stack: VoiceStack, sim_call) -> None:
+    """The greeting has played in full on a call the Twilio simulator runs."""
+    greeting = wait_for(lambda: done_turns(stack), timeout=20)[0]
+    wait_for(lambda: sim_call.log()["streams"][0]["heard_ms"] >= greeting["audio_ms"] - 40, 20)
+
+
+def test_send_text_texts_the_caller_from_the_bot_number(stack: VoiceStack) -> None:
+    before = len(stack.twilio_state()["sms"])
+    stack.live("caller_says?" + urlencode({"text": "can you text me the link"}))
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: done_turns(stack), timeout=20)
+        call.phone.say(phone.tone(800))
+        outputs = wait_for(lambda: stack.live("tool_outputs")["tool_outputs"], timeout=30)
+        assert outputs[0]["name"] == "send_text" and outputs[0]["output"].startswith("Sent.")
+        wait_for(lambda: any(t["text"].startswith("Okay: Sent") for t in done_turns(stack)), 30)
+    finally:
+        end_call(call)
+    sms = stack.twilio_state()["sms"][before:]
+    assert [(m["to"], m["from"]) for m in sms] == [(CALLER, BOT_NUMBER)]
+    assert sms[0]["body"].startswith(prompts.IDENTITY)
+
+
+def test_transfer_redirects_the_call_to_staff_after_the_connecting_line(stack: VoiceStack):
+    stack.staff_phone(STAFF, answer=True, ring_seconds=0.5, talk_seconds=1.0)
+    stack.live("caller_says?" + urlencode({"text": "transfer me to a person"}))
+    sim_call = stack.call_in()
+    sim_greeted(stack, sim_call)
+    sim_call.speak(800)
+    log = wait_for(lambda: (lg := sim_call.log())["done"] and lg, 60)
+    kinds = [e["kind"] for e in log["events"]]
+    assert kinds.index("stream_ended") < kinds.index("updated") < kinds.index("dial")
+    [dialled] = [e for e in log["events"] if e["kind"] == "dial"]
+    assert dialled["numbers"] == [STAFF] and dialled["status"] == "completed"
+    assert "about: transfer me to a person" in dialled["whisper"][0]
+    outputs = stack.live("tool_outputs")["tool_outputs"]
+    assert [o["name"] for o in outputs] == ["transfer_to_staff"]
+    assert outputs[0]["output"] == prompts.TOOL_TRANSFER_OUTPUT
+    [stream] = log["streams"]
+    assert stream["ended_by"] == "update" and stream["clears"] == 0
 
 
 def test_bad_tool_arguments_get_every_problem_back(stack: VoiceStack):
@@ -196,3 +261,43 @@ def test_a_dropped_session_reconnects_with_the_conversation_and_no_second_greeti
         assert not call.phone.closed.is_set() and len(sessions) >= 2
     finally:
         end_call(call)
+
+
+def test_the_time_cap_says_goodbye_then_hangs_up(voice_stack) -> None:
+    short = voice_stack(engine="live", env={"SESSION_TIME_LIMIT_SECONDS": "4"})
+    call = short.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        assert call.phone.wait_closed(40), "the time cap should end the call"
+        assert call.phone.close_reason == "time_limit"
+        said = [t["text"] for t in short.live_session()["turns"]]
+        assert any(prompts.TIME_LIMIT_SENTENCE in text for text in said)
+        assert call.phone.unplayed_bytes() == 0  # the goodbye was heard whole
+        after = short.after_stream(call)
+        assert after.verbs == ["Hangup"] and not after.apologised
+    finally:
+        end_call(call)
+
+
+def test_sigterm_hands_a_live_call_to_the_other_relay(voice_stack) -> None:
+    pair = voice_stack(engine="live", relays=2)
+    sim_call = pair.call_in()
+    sim_greeted(pair, sim_call)
+    assert pair.router is not None
+    pair.router.target = pair.relay_ports[1]  # the router stops sending to the stopping relay
+    pair.terminate("relay")
+    wait_for(lambda: len(s := sim_call.log()["streams"]) == 2 and s[1]["open"], 30)
+    assert pair.wait_exit("relay", 30) == 0  # drained: the call moved, then it exited
+    log = sim_call.log()
+    first, second = log["streams"]
+    assert first["ended_by"] == "update" and second["custom_parameters"].get("resume")
+    assert log["said"] == []  # no apology
+    sessions = wait_for(lambda: (s := pair.live("sessions")["sessions"]) and len(s) == 2 and s)
+    new = wait_for(lambda: pair.live("sessions")["sessions"][1]["session"], 20)
+    history = [m["content"][0]["text"] for m in new["input"][1:]]
+    assert any(prompts.GREETING_OPENING in text for text in history)  # told what was said
+    time.sleep(1.0)
+    appended = pair.live("sessions")["sessions"][1]["appended"]
+    assert not any("Greet" in a.get("content", "") for a in appended)  # and not greeting again
+    assert sessions[1]["errors"] == []
+    sim_call.hang_up()
