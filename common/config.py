@@ -16,20 +16,39 @@ developer's real secrets never leak into a test run).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import functools
 import ipaddress
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import staff_hours
+from common.config_parsers import (
+    ConfigError,
+    Parser,
+    aes_key,
+    boolean,
+    choice,
+    conversation_sid,
+    database_url,
+    decode_key,
+    e164,
+    e164_list,
+    hours,
+    integer,
+    number,
+    origin,
+    origins,
+    rate_limit,
+    text,
+    url,
+)
 from common.staff_hours import StaffHours
+
+__all__ = ["Config", "ConfigError", "decode_key", "get_config", "load_config"]
 
 DEFAULT_ALLOWED_ORIGINS = (
     "https://www.gateframes.com",
@@ -38,141 +57,6 @@ DEFAULT_ALLOWED_ORIGINS = (
     "https://ricslist.com",
 )
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-
-
-class ConfigError(ValueError):
-    """A configuration variable is missing or malformed; the message names it."""
-
-
-Parser = Callable[[str, str], Any]
-
-
-# -- parsers: (variable name, raw text) -> value, or ConfigError naming the variable ----------
-def text(name: str, raw: str) -> str:
-    return raw.strip()
-
-
-def boolean(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def integer(minimum: int = 0, maximum: int | None = None, why: str = "") -> Parser:
-    def parse(name: str, raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise ConfigError(f"{name} must be <= {maximum}{why}, got {value}")
-        return value
-
-    return parse
-
-
-def number(minimum: float = 0.0) -> Parser:
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def choice(*allowed: str, upper: bool = False) -> Parser:
-    def parse(name: str, raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip()
-        if value not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def url(*schemes: str) -> Parser:
-    def parse(name: str, raw: str) -> str:
-        value = raw.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
-            raise ConfigError(f"{name} must be an absolute {'/'.join(schemes)} URL, got {raw!r}")
-        return value
-
-    return parse
-
-
-def origin(*schemes: str) -> Parser:
-    as_url = url(*schemes)
-
-    def parse(name: str, raw: str) -> str:
-        value = as_url(name, raw)
-        parts = urlsplit(value)
-        if parts.path or parts.query or parts.fragment:
-            raise ConfigError(f"{name} must be an origin without path or query, got {raw!r}")
-        return value
-
-    return parse
-
-
-def origins(name: str, raw: str) -> tuple[str, ...]:
-    one = origin("http", "https")
-    return tuple(one(name, o) for o in raw.split(",") if o.strip())
-
-
-def e164(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16):
-        raise ConfigError(f"{name} must be an E.164 number like +14155550000, got {raw!r}")
-    return value
-
-
-def e164_list(name: str, raw: str) -> tuple[str, ...]:
-    return tuple(e164(name, n) for n in raw.split(",") if n.strip())
-
-
-def decode_key(raw: str, name: str = "ENCRYPTION_KEY") -> bytes:
-    """Decode a standard-base64 AES key and insist on 16, 24 or 32 bytes.
-
-    64 hex characters (what a PaaS secret generator such as app.json's ``"generator":
-    "secret"`` makes) are read as the 32 key bytes: as base64 they would be 48 bytes, which
-    is no AES key, so the two forms cannot be confused."""
-    text_value = raw.strip()
-    if len(text_value) == 64 and all(c in "0123456789abcdefABCDEF" for c in text_value):
-        return bytes.fromhex(text_value)
-    try:
-        key = base64.b64decode(raw.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{name} is not valid standard base64") from None
-    if len(key) not in (16, 24, 32):
-        raise ConfigError(f"{name} must decode to 16, 24 or 32 bytes, got {len(key)}")
-    return key
-
-
-def aes_key(name: str, raw: str) -> bytes:
-    return decode_key(raw, name)
-
-
-def conversation_sid(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not (value.startswith("CH") and len(value) == 34 and value[2:].isalnum()):
-        raise ConfigError(f"{name} must be a Conversation SID (CH + 32 characters), got {raw!r}")
-    return value
-
-
-def hours(name: str, raw: str) -> StaffHours:
-    try:
-        return staff_hours.parse(raw)
-    except staff_hours.StaffHoursError as exc:
-        raise ConfigError(f"{name}: {exc}, got {raw!r}") from None
 
 
 def setting(default: Any, parse: Parser = text, *, secret: bool = False) -> Any:
@@ -265,6 +149,17 @@ class Config:
     #: How long a stopping relay waits for calls to be handed over and sessions to close;
     #: keep it below the platform's own grace (Heroku: 30 s).
     relay_drain_seconds: float = setting(20.0, number(1.0))
+    # The call and text log (store/) and the staff console (/staff).
+    #: Empty = a SQLite file under var/ (see :func:`store.db.database_url`).
+    database_url: str = setting("", database_url, secret=True)
+    log_retention_days: int = setting(90, integer(1, 3650))
+    #: Signs the console's session cookies and CSRF tokens; required outside development
+    #: whenever STAFF_NUMBERS is set (someone can log in).
+    console_secret_key: str = setting("", secret=True)
+    takeover_idle_minutes: int = setting(60, integer(1, 1440))
+    #: Login codes texted per staff number, and login attempts (both steps) per client IP.
+    staff_login_limit: str = setting("5 per 15 minutes", rate_limit)
+    staff_login_ip_limit: str = setting("30 per hour", rate_limit)
 
     @property
     def is_development(self) -> bool:
@@ -298,6 +193,11 @@ def _check(cfg: Config) -> list[str]:
         )
     if cfg.is_development:
         return bad
+    if cfg.staff_numbers and len(cfg.console_secret_key) < 32:
+        bad.append(
+            "CONSOLE_SECRET_KEY must be set (32 characters or more) outside development when "
+            "STAFF_NUMBERS is set: it signs the staff console's sessions"
+        )
     if not cfg.twilio_validate_signatures:
         bad.append(
             "TWILIO_VALIDATE_SIGNATURES=false is only allowed with APP_ENV=development "
