@@ -31,6 +31,7 @@ from common.config import Config, get_config
 from common.redis_util import get_redis, key
 from common.task_names import SUMMARIZE_CALL
 from common.twilio_client import get_twilio
+from tasks import call_log
 from tasks.retry import is_transient, locked_run
 from tasks.twilio_ops import MARKER_SECONDS
 
@@ -199,16 +200,13 @@ def summarize_call(self, record: dict[str, Any], to: list[str] | None = None) ->
     if not call_sid or not (numbers or conversation):
         log.info("call summary not wanted", extra={**ctx, "outcome": "skipped"})
         return "skipped"
-    return locked_run(
-        self,
-        cfg,
-        key("lock", "summary", call_sid),
-        ctx,
-        "call summary",
-        lambda: _deliver(
-            cfg, call_sid, _text_once(self, cfg, record, call_sid), numbers, conversation, ctx
-        ),
-    )
+
+    def work() -> str:
+        text = _text_once(self, cfg, record, call_sid)
+        call_log.store_summary(call_sid, text)
+        return _deliver(cfg, call_sid, text, numbers, conversation, ctx)
+
+    return locked_run(self, cfg, key("lock", "summary", call_sid), ctx, "call summary", work)
 
 
 def _text_once(task: Any, cfg: Config, record: dict[str, Any], call_sid: str) -> str:
