@@ -1,6 +1,7 @@
 """What the relay does once a call's stream has ended: why it ended (for the web process),
-the REST hang-up fallback, metrics, the call's record, and the after-call summary for staff
-(or the voicemail notice).
+the REST hang-up fallback, metrics, the call's record (queued for the call log after every
+call, :func:`relay.notify.queue_record`), and the after-call summary for staff (or the
+voicemail notice).
 
 :func:`record_end` runs as the stream closes (Twilio asks ``/twilio/voice/after`` right
 after); the rest runs in its own greenlet (:func:`after_call`), never on a call's frame
@@ -122,6 +123,17 @@ def record_of(call: TwilioCall, ended: EndCall, started_at: float, ended_at: flo
     }
 
 
+def live_entry(call: TwilioCall) -> dict[str, Any]:
+    """The call as the console lists it while it lasts (:mod:`common.live_calls`)."""
+    bridge = call.bridge
+    direction = (bridge.params.get("direction") or "inbound").lower()
+    return {
+        "call_sid": bridge.call_sid,
+        "caller": notify.callee_of(bridge.params),
+        "direction": "outbound" if direction.startswith("outbound") else "inbound",
+    }
+
+
 def summary_wanted(cfg: Config) -> bool:
     return bool(cfg.staff_notify_to or cfg.staff_conversation_sid or cfg.voicemail_notify_to)
 
@@ -134,6 +146,10 @@ def after_call(cfg: Config, call: TwilioCall, ended: EndCall, started_at: float)
     bridge = call.bridge
     if not bridge.call_sid or ended.reason in NOT_SUMMARISED or bridge.started_at_start is None:
         return
+    call.wait_for_actions(ACTION_WAIT_SECONDS)  # a text being sent is part of the record
+    record = record_of(call, ended, started_at, ended_at)
+    add_notes(cfg, record, wait=ended.reason == EndReason.TRANSFERRED)
+    notify.queue_record(record)  # every call goes to the call log
     staff = bool(cfg.staff_notify_to or cfg.staff_conversation_sid)
     if bridge.voicemail and cfg.voicemail_notify_to and not staff:
         if ended.reason in VOICEMAIL_REASONS:  # a message nobody heard: no notice
@@ -150,9 +166,6 @@ def after_call(cfg: Config, call: TwilioCall, ended: EndCall, started_at: float)
                 extra={"call_sid": bridge.call_sid, "reason": "no_destination"},
             )
         return
-    call.wait_for_actions(ACTION_WAIT_SECONDS)  # a text being sent is part of the record
-    record = record_of(call, ended, started_at, ended_at)
-    add_notes(cfg, record, wait=ended.reason == EndReason.TRANSFERRED)
     notify.queue_summary(record)
 
 

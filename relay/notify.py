@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 
 from common.end_reasons import EndReason
-from common.task_names import NOTIFY_VOICEMAIL, SUMMARIZE_CALL
+from common.task_names import NOTIFY_VOICEMAIL, STORE_CALL, SUMMARIZE_CALL
 from relay import metrics
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,12 @@ def queue_summary(record: dict[str, Any]) -> bool:
     call_sid = str(record.get("call_sid") or "")
     return _queue(SUMMARIZE_CALL, record, call_sid, "call summary", "summary_lost",
                   metrics.SUMMARIES)  # fmt: skip
+
+
+def queue_record(record: dict[str, Any]) -> bool:
+    """Queue the call's record (the same as :func:`queue_summary`'s) for the call log."""
+    call_sid = str(record.get("call_sid") or "")
+    return _queue(STORE_CALL, record, call_sid, "call record", "record_lost", metrics.CALL_RECORDS)
 
 
 def _queue(task: str, payload: dict[str, Any], call_sid: str, what: str, lost: str,

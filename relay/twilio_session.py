@@ -20,12 +20,13 @@ import gevent.event
 import orjson
 import redis
 
+from common import live_calls
 from common.config import Config
 from common.end_reasons import EndReason
 from common.names import call_transcript_channel
 from common.redis_util import get_redis
 from relay import handover, metrics
-from relay.after_call import REST_HANGUP_REASONS, record_end, rest_hang_up
+from relay.after_call import REST_HANGUP_REASONS, live_entry, record_end, rest_hang_up
 from relay.bridge_types import RunTool
 from relay.handover import LoadResume
 from relay.hub_io import PeerNotReading
@@ -376,9 +377,11 @@ class TwilioCall:
         self._helpers = greenlets
         reader = gevent.spawn(self._twilio_loop)
         TICKER.add(self)
+        live = live_calls.track(lambda: live_entry(self))  # the console's calls in progress
         try:
             self._done.wait()
         finally:
+            live.stop()
             TICKER.discard(self)
             ended = self.bridge.end(EndReason.RELAY_ERROR)  # unless it ended (it should have)
             if ended.deliberate:
