@@ -81,6 +81,12 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
     limiter.exempt(voice.bp)
     limiter.exempt(transfer.bp)
     limiter.exempt(health.bp)
+    from webhooks.staff import bp as staff_bp
+    from webhooks.staff import init_console
+
+    init_console(app, cfg)
+    # The console limits its sign-in itself (per number, per IP); signed-in pages poll.
+    limiter.exempt(staff_bp)
 
     celery_app = celery_init_app(app)
     if start_drainer:
