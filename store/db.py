@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.config import get_config
 
 log = logging.getLogger(__name__)
+# Alembic says "Context impl …" at INFO on every schema check; only its problems belong in logs.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE = Path("var") / "gateframes.db"

@@ -8,7 +8,7 @@ import http.client
 import json
 import re
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from tests.support import http_json, wait_for
 
@@ -54,7 +54,7 @@ class StaffClient:
             body = urlencode(form)
             sent["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            conn.request(method, path, body=body, headers=sent)
+            conn.request(method, quote(path, safe="/?=&%"), body=body, headers=sent)
             raw = conn.getresponse()
             response = Response(raw.status, raw.headers, raw.read())
         finally:

@@ -10,7 +10,9 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("staff", __name__, url_prefix="/staff")
+bp = Blueprint(
+    "staff", __name__, url_prefix="/staff", template_folder="templates", static_folder="static"
+)
 csrf = CSRFProtect()
 SESSION_HOURS = 8
 CSP = (
