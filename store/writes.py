@@ -99,8 +99,8 @@ def store_message(
             reply_to=reply_to[:80],
             staff_number=staff_number,
         )
-        result = s.execute(stmt.on_conflict_do_nothing(index_elements=["message_sid"]))
-        return bool(result.rowcount)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["message_sid"]).returning(Message.id)
+        return s.execute(stmt).first() is not None
 
 
 def has_message(message_sid: str) -> bool:

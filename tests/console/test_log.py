@@ -11,7 +11,7 @@ import time
 from celery import Celery
 from sqlalchemy import func, select
 
-from common.task_names import HANDLE_EVENT, STORE_CALL
+from common.task_names import HANDLE_EVENT, PURGE_LOG, STORE_CALL
 from store import db
 from store.models import Call, Message, TranscriptLine
 from tests.console.stack import BOT, ConsoleStack
@@ -171,3 +171,28 @@ def test_a_texted_script_is_shown_as_text(console: ConsoleStack) -> None:
     found = staff.get(f"/staff/api/conversations/{sent['conversation_sid']}").json()
     assert found["messages"][0]["body"] == attack  # JSON carries it as data, for textContent
     assert json.loads(staff.get("/staff/api/conversations?q=<script>").text)["conversations"]
+
+
+def test_the_worker_purges_what_is_past_the_retention(console: ConsoleStack) -> None:
+    def purges() -> int:
+        return sum(1 for r in console.log_records("worker") if r.get("outcome") == "purged")
+
+    wait_for(purges, timeout=30)  # the purge the worker queued at start is done
+    app, now = producer(), time.time()
+    old, new = "CA" + "8" * 32, "CA" + "9" * 32
+    for sid, age in ((old, 91 * 86_400), (new, 60)):
+        app.send_task(STORE_CALL, args=[{"call_sid": sid, "caller": CUSTOMER,
+                                         "started_at": now - age, "ended_at": now - age + 20,
+                                         "outcome": "caller_hung_up", "lines": []}])  # fmt: skip
+    staff = console.staff()
+    wait_for(lambda: staff.get(f"/staff/api/calls/{old}").status == 200)
+    wait_for(lambda: staff.get(f"/staff/api/calls/{new}").status == 200)
+    before = sum(1 for r in console.log_records("worker") if r.get("outcome") == "purged")
+    app.send_task(PURGE_LOG)  # what the day's marker queues
+    wait_for(
+        lambda: (
+            sum(1 for r in console.log_records("worker") if r.get("outcome") == "purged") > before
+        )
+    )
+    assert staff.get(f"/staff/api/calls/{old}").status == 404
+    assert staff.get(f"/staff/api/calls/{new}").status == 200
