@@ -124,8 +124,11 @@ def record_of(call: TwilioCall, ended: EndCall, started_at: float, ended_at: flo
 
 
 def live_entry(call: TwilioCall) -> dict[str, Any]:
-    """The call as the console lists it while it lasts (:mod:`common.live_calls`)."""
+    """The call as the console lists it while it lasts (:mod:`common.live_calls`); empty
+    until Twilio's ``start`` has said who is calling."""
     bridge = call.bridge
+    if bridge.started_at_start is None:
+        return {}
     direction = (bridge.params.get("direction") or "inbound").lower()
     return {
         "call_sid": bridge.call_sid,

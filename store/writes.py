@@ -26,18 +26,19 @@ def store_call(record: dict[str, Any], bot_number: str) -> tuple[int, bool]:
     the record was new). A second delivery of the same record changes nothing."""
     values = records.call_values(record, bot_number)
     with db.session() as s:
-        existing = s.execute(
-            select(Call.id, Call.recorded).where(Call.call_sid == values["call_sid"])
-        ).first()
-        if existing is not None and existing.recorded:
-            return existing.id, False
-        # A summary may have made the row first: fill it in, keep its summary.
+        # Inserted, or filled in over a row a summary made first (its summary is kept); a row
+        # already recorded is left alone and returns nothing: this delivery is a duplicate.
         stmt = _insert(s, Call).values(**values)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["call_sid"], set_={k: stmt.excluded[k] for k in values}
-        )
-        s.execute(stmt)
-        call_id = s.execute(select(Call.id).where(Call.call_sid == values["call_sid"])).scalar_one()
+            index_elements=["call_sid"],
+            set_={k: stmt.excluded[k] for k in values},
+            where=Call.recorded.is_(False),
+        ).returning(Call.id)
+        inserted = s.execute(stmt).first()
+        if inserted is None:
+            existing = s.execute(select(Call.id).where(Call.call_sid == values["call_sid"]))
+            return existing.scalar_one(), False
+        call_id = inserted.id
         lines = [
             {
                 "call_id": call_id,

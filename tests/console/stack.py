@@ -91,16 +91,24 @@ class ConsoleStack(ProcessStack):
         )
         return str(record["outcome"])
 
-    def sandbox_call(self, *args: str) -> str:
-        """``python -m sandbox call`` against this stack; its CallSid."""
+    def start_sandbox_call(self, *args: str) -> subprocess.Popen[str]:
+        """``python -m sandbox call`` against this stack, running (see :meth:`call_sid_of`)."""
         cmd = [PYTHON, "-m", "sandbox", "call", "--web", self.web_url,
                "--auth-token", self.auth_token, "--redis-url", self.redis_url,
                "--max-seconds", "45", *args]  # fmt: skip
-        done = subprocess.run(
-            cmd, env=clean_environment(), capture_output=True, text=True, timeout=120
+        return subprocess.Popen(
+            cmd, env=clean_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        assert done.returncode == 0, done.stdout + done.stderr + self.logs()
-        return done.stdout.split()[1].rstrip(":")
+
+    def call_sid_of(self, call: subprocess.Popen[str]) -> str:
+        """Wait for the sandbox call to end; its CallSid."""
+        out, err = call.communicate(timeout=120)
+        assert call.returncode == 0, out + err + self.logs()
+        return out.split()[1].rstrip(":")
+
+    def sandbox_call(self, *args: str) -> str:
+        """A whole sandbox call; its CallSid."""
+        return self.call_sid_of(self.start_sandbox_call(*args))
 
     # -- staff ----------------------------------------------------------------------------
     def staff(self, number: str = STAFF[0]) -> StaffClient:

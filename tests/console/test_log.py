@@ -6,6 +6,7 @@ as text. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from celery import Celery
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from common.task_names import HANDLE_EVENT, PURGE_LOG, STORE_CALL
 from store import db
 from store.models import Call, Message, TranscriptLine
-from tests.console.stack import BOT, ConsoleStack
+from tests.console.stack import BOT, STAFF, ConsoleStack
 from tests.support import wait_for
 
 CUSTOMER = "+14155550123"
@@ -63,8 +64,14 @@ def test_a_text_and_its_reply_are_in_the_conversation(console: ConsoleStack) -> 
 
 
 def test_a_sandbox_call_is_logged_with_its_transcript_and_outcome(console: ConsoleStack) -> None:
-    call_sid = console.sandbox_call("--listen-first", "1")  # talks over the greeting
     staff = console.staff()
+    running = console.start_sandbox_call("--listen-first", "1")  # talks over the greeting
+    live = wait_for(lambda: staff.get("/staff/api/live").json()["calls"], timeout=30)
+    call_sid = console.call_sid_of(running)
+    assert [(c["call_sid"], c["caller"], c["direction"]) for c in live] == [
+        (call_sid, "+14155550100", "inbound")
+    ]
+    wait_for(lambda: staff.get("/staff/api/live").json()["calls"] == [])  # gone at its end
     call = wait_for(
         lambda: (lambda r: r.json() if r.status == 200 and r.json()["summary"] else None)(
             staff.get(f"/staff/api/calls/{call_sid}")
@@ -125,6 +132,19 @@ def test_redelivered_and_duplicate_events_leave_one_row(console: ConsoleStack) -
         .where(Call.call_sid == record["call_sid"])
     )
     assert count(console, lines) == 2
+    staff = console.staff()
+    call = staff.get(f"/staff/api/calls/{sid}").json()
+    assert call["notes"]["messages_taken"] == record["messages"]
+    assert [t["role"] for t in call["transcript"]] == ["assistant", "caller"]
+    assert call["transcript"][1]["offset"] == 1.5
+    home = staff.get("/staff/")
+    assert "call me" in home.text and "Ann" in home.text
+    [callback_id] = re.findall(r'action="/staff/callbacks/(\d+)/done"', home.text)
+    done = staff.post(f"/staff/callbacks/{callback_id}/done", {}, token_from="/staff/")
+    assert done.status == 303
+    after = staff.get("/staff/").text
+    assert "Nobody is waiting for a call back." in after
+    assert f"done by {STAFF[0]}" in after
 
     sent = console.text("+14155550125", "Do you install openers?")
     assert console.outcome(sent["message_sid"]) == "replied"
