@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 from flask import current_app, g, redirect, render_template, request, session, url_for
 from limits import parse
 
 from common.config import Config
 from common.redis_util import get_redis, key
 from common.task_names import SEND_LOGIN_CODE
-from tasks.parsing import normalize_us_number
 from webhooks.extensions import limiter
 from webhooks.staff.blueprint import SESSION_HOURS, bp
 
@@ -48,10 +48,14 @@ def _digest(code: str) -> str:
 
 
 def normalize_number(raw: str) -> str | None:
-    raw = raw.strip()
-    if raw.startswith("+") and raw[1:].isdigit() and 8 <= len(raw) <= 16:
-        return raw
-    return normalize_us_number(raw)
+    """E.164 for a number written any common way (US when no country code is given)."""
+    try:
+        parsed = phonenumbers.parse(raw.strip()[:40], "US")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _limited(limit: str, scope: str, ident: str) -> bool:
