@@ -31,6 +31,7 @@ from common.config import Config, get_config
 from common.redis_util import get_redis, key
 from common.task_names import SUMMARIZE_CALL
 from common.twilio_client import get_twilio
+from store.records import lines_of
 from tasks import call_log
 from tasks.retry import is_transient, locked_run
 from tasks.twilio_ops import MARKER_SECONDS
@@ -82,11 +83,15 @@ def is_missed(record: dict[str, Any]) -> bool:
 
 
 def _lines(record: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for line in record.get("lines") or []:
-        if isinstance(line, list | tuple) and len(line) == 2:
-            out.append((str(line[0]), str(line[1])))
-    return out
+    """``(who, text)`` for lines given as ``[who, text]`` or ``{"role", "text", …}``; a line
+    the caller talked over reads ``assistant (interrupted at 2.4 s)``."""
+    return [
+        (
+            f"{line.role} ({line.note or 'interrupted'})" if line.interrupted else line.role,
+            line.text,
+        )
+        for line in lines_of(record)
+    ]
 
 
 def _caller(record: dict[str, Any]) -> str:

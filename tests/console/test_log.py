@@ -5,6 +5,8 @@ as text. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
@@ -216,3 +218,19 @@ def test_the_worker_purges_what_is_past_the_retention(console: ConsoleStack) -> 
     )
     assert staff.get(f"/staff/api/calls/{old}").status == 404
     assert staff.get(f"/staff/api/calls/{new}").status == 200
+
+
+def test_a_date_range_exports_as_csv_without_formulas(console: ConsoleStack) -> None:
+    sent = console.text("+14155550126", '=HYPERLINK("http://evil")')
+    console.outcome(sent["message_sid"])
+    staff = console.staff()
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    got = staff.get(f"/staff/export?from={today}&to={today}")
+    assert got.status == 200 and got.headers["Content-Type"].startswith("text/csv")
+    assert f'filename="gateframes-log-{today}-{today}.csv"' in got.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    mine = [r for r in rows if r["id"] == sent["message_sid"]]
+    assert mine and mine[0]["text"] == '\'=HYPERLINK("http://evil")' and mine[0]["kind"] == "text"
+    assert {r["kind"] for r in rows} == {"call", "text"}  # the module's calls are in it too
+    bad = staff.get(f"/staff/export?from={today}&to=2001-01-01")
+    assert bad.status == 400 and "before the start date" in bad.text

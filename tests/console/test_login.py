@@ -117,3 +117,24 @@ def test_logout_ends_the_session_for_a_copied_cookie_too(console: ConsoleStack) 
     thief = StaffClient(console.web_url)
     thief.cookies = copied
     assert thief.get("/staff/api/live").status == 401
+
+
+def test_codes_texted_to_one_number_are_limited(console: ConsoleStack) -> None:
+    """STAFF_LOGIN_LIMIT (5 per 15 minutes): a sixth request gets the same page, no text."""
+    number = STAFF[1]  # signed in once above: 4 more codes are allowed
+    client = StaffClient(console.web_url)
+    before = len(texted_codes(console.twilio_url, number))
+    for _ in range(6):
+        asked = client.post("/staff/login", {"number": number}, token_from="/staff/login")
+        assert asked.status == 200 and "a 6-digit code is on its way" in asked.text
+    wait_for(lambda: len(texted_codes(console.twilio_url, number)) >= before + 4, timeout=30)
+    # A code for the other number, asked after them all: once it is here, the worker has
+    # handled every earlier request, so no fifth code is still on its way.
+    first = len(texted_codes(console.twilio_url, STAFF[0]))
+    StaffClient(console.web_url).post(
+        "/staff/login", {"number": STAFF[0]}, token_from="/staff/login"
+    )
+    wait_for(lambda: len(texted_codes(console.twilio_url, STAFF[0])) > first, timeout=30)
+    assert len(texted_codes(console.twilio_url, number)) == before + 4
+    limited = [r for r in console.log_records("web") if r.get("reason") == "number_limit"]
+    assert len(limited) == 2

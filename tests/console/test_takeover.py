@@ -54,12 +54,15 @@ def test_takeover_silences_the_assistant_until_released(console: ConsoleStack) -
         "customer", "assistant", "customer", "customer", STAFF[0],
     ]  # fmt: skip
 
+    too_long = staff.post(f"{page}/reply", {"body": "x" * 1601}, token_from=page)
+    assert too_long.status == 303 and too_long.location.endswith("?error=length")
+    assert "A reply needs 1 to 1600 characters." in staff.get(too_long.location).text
     released = staff.post(f"{page}/release", {}, token_from=page)
     assert released.status == 303
     assert "The assistant answers this thread." in staff.get(page).text
     after = console.text(customer, "Thanks! And do you sell keypads?", conversation_sid=sid)
     assert console.outcome(after["message_sid"]) == "replied"
-    assert len(bot_lines(console, sid)) == 3
+    assert len(bot_lines(console, sid)) == 3  # the staff reply, and no 1601-character one
     history = staff.get(page).text
     assert f"{STAFF[0]} took it" in history and f"released by {STAFF[0]}" in history
 

@@ -75,7 +75,7 @@ def reply(conversation_sid: str) -> Any:
     sid, staff = conversation_or_404(conversation_sid), current_staff() or ""
     body = request.form.get("body", "").strip()
     if not body or len(body) > SMS_MAX_CHARS:
-        return _back(sid, error=f"A reply needs 1 to {SMS_MAX_CHARS} characters.")
+        return _back(sid, error="length")
     r, idle = get_redis(), cfg().takeover_idle_minutes
     # Replying takes the thread: the assistant must not answer over a person.
     if not takeover.renew(r, sid, idle):

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, render_template, request
 
 from common import live_calls
+from common.names import SMS_MAX_CHARS
 from common.redis_util import get_redis
 from store import reads
 from webhooks.staff.auth import current_staff, login_required
@@ -78,6 +79,7 @@ def conversation_page(conversation_sid: str) -> str:
         me=current_staff(),
         history=reads.takeovers(sid),
         idle_minutes=cfg().takeover_idle_minutes,
+        max_chars=SMS_MAX_CHARS,
     )
 
 
