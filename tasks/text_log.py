@@ -37,6 +37,8 @@ def _body(body: str, media: list[str] | tuple[str, ...] = ()) -> str:
 
 
 def _write(ctx: dict[str, Any], **values: Any) -> None:
+    # Twilio's times have whole seconds: ours too, so a thread sorts by (time, arrival).
+    values["at"] = (values.get("at") or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     if not db.ready():
         return  # said once by db.ready(); answering texts goes on without the log
     try:

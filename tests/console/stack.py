@@ -42,7 +42,9 @@ class ConsoleStack(ProcessStack):
                 "BOT_PROJECTED_ADDRESS": BOT_NUMBER,
                 "LOG_FORMAT": "json",
                 "TASK_RETRY_BACKOFF_SECONDS": "0.2",
+                # Tests sign in often from one address; test_login checks the real limits.
                 "STAFF_LOGIN_IP_LIMIT": "500 per hour",
+                "STAFF_LOGIN_LIMIT": "100 per 15 minutes",
                 **(env or {}),
             }
         )

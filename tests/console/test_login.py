@@ -15,6 +15,7 @@ from tests.console.stack import STAFF, ConsoleStack
 from tests.support import wait_for
 
 BACKENDS = ("sqlite",)
+STACK_ENV = {"STAFF_LOGIN_LIMIT": "5 per 15 minutes"}  # the default
 STRANGER = "+14155550166"
 CONVERSATION = "CH" + "a" * 32
 
