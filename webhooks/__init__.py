@@ -90,6 +90,13 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
 
     celery_app = celery_init_app(app)
     if start_drainer:
+        import threading
+
+        from store import db
+
+        # A web process says at start (once, in the log) when the console's log is unusable;
+        # off the boot path, so a slow database never delays Twilio's webhooks.
+        threading.Thread(target=db.ready, name="log-check", daemon=True).start()
         from webhooks.queue import Spool
         from webhooks.queue import start_drainer as run_drainer
 
