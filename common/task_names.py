@@ -19,10 +19,6 @@ SUMMARIZE_CALL = "gateframes.calls.summarize"
 #: at the end of every call (the same record as SUMMARIZE_CALL).
 STORE_CALL = "gateframes.log.store_call"
 
-#: Delete what is older than LOG_RETENTION_DAYS (tasks/call_log.py), queued once a day by
-#: whichever worker takes the day's Redis marker first.
-PURGE_LOG = "gateframes.log.purge"
-
 #: A staff member's reply in a conversation (tasks/staff.py), queued by the console.
 STAFF_REPLY = "gateframes.console.staff_reply"
 

@@ -1,10 +1,10 @@
 """The call log's tasks: store a finished call's record (queued by the relay at every call
 end), store the after-call summary on it, and the daily retention purge.
 
-The purge needs no beat process: each worker's main process runs a small thread that, every
-:data:`PURGE_CHECK_SECONDS`, takes the day's Redis marker (``SET NX``) and queues
-:data:`~common.task_names.PURGE_LOG` when it got it, so with any number of workers the log is
-purged once a day, and a day missed while every worker was down is caught up at the next start.
+The purge needs no beat process and no queue: each worker's main process runs a small thread
+that, every :data:`PURGE_CHECK_SECONDS` (and at start), takes the day's Redis marker
+(``SET NX``) and purges when it got it, so with any number of workers the log is purged once a
+day, and a day missed while every worker was down is caught up at the next start.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from common.config import get_config
 from common.redis_util import get_redis, key
-from common.task_names import PURGE_LOG, STORE_CALL
+from common.task_names import STORE_CALL
 from store import db, retention, writes
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,9 @@ def store_summary(call_sid: str, text: str) -> None:
         )
 
 
-@shared_task(name=PURGE_LOG, acks_late=True)
 def purge_log() -> str:
+    """Delete what is older than LOG_RETENTION_DAYS (a transaction: all or nothing)."""
     cfg = get_config()
-    if not db.ready():
-        return "no_log"
     removed = retention.purge(cfg.log_retention_days)
     log.info(
         "log purged: %s older than %d days",
@@ -102,18 +100,16 @@ _stop = threading.Event()
 def _purge_loop() -> None:
     while not _stop.is_set():
         try:
-            if purge_due():
-                purge_log.delay()
-                log.info("daily log purge queued", extra={"outcome": "queued"})
-        except Exception as exc:  # Redis away: the next round tries again
-            log.warning("daily log purge check failed: %s", type(exc).__name__)
+            if db.ready() and purge_due():
+                purge_log()
+        except Exception as exc:  # Redis or the database away: a later day catches up
+            log.warning("daily log purge failed: %s", type(exc).__name__)
         _stop.wait(PURGE_CHECK_SECONDS)
 
 
 @worker_ready.connect
 def _start_purge_loop(**_: object) -> None:
-    db.ready()  # says at start, once, when the log cannot be used
-    _stop.clear()
+    _stop.clear()  # the loop's first db.ready() says at start when the log cannot be used
     threading.Thread(target=_purge_loop, name="log-purge", daemon=True).start()
 
 
