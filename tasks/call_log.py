@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
+from sqlalchemy.exc import SQLAlchemyError
 
 from common.config import get_config
 from common.redis_util import get_redis, key
@@ -25,6 +26,8 @@ from store import db, retention, writes
 log = logging.getLogger(__name__)
 
 PURGE_CHECK_SECONDS = 600.0
+#: Retries of a record while the database is away: 2, 4 … 60 s apart, about half an hour.
+STORE_RETRIES = 35
 #: The day's marker outlives the day, so a restart the same day does not purge again.
 PURGE_MARKER_SECONDS = 2 * 86_400
 
@@ -32,7 +35,8 @@ PURGE_MARKER_SECONDS = 2 * 86_400
 @shared_task(bind=True, name=STORE_CALL, acks_late=True, max_retries=None)
 def store_call(self, record: dict[str, Any]) -> str:
     """Store the record once; a redelivery finds the call and changes nothing. A database
-    that does not answer is retried with backoff (the record waits in the queue)."""
+    that is unreachable or unmigrated is retried for about half an hour (the record waits in
+    the queue); a record that cannot be read is refused with a log line."""
     cfg = get_config()
     call_sid = str(record.get("call_sid") or "") if isinstance(record, dict) else ""
     ctx = {"call_sid": call_sid, "task_id": self.request.id, "attempt": self.request.retries}
@@ -41,21 +45,23 @@ def store_call(self, record: dict[str, Any]) -> str:
             "call record without a call_sid; not stored", extra={**ctx, "outcome": "rejected"}
         )
         return "rejected"
-    if not db.ready():
-        if self.request.retries < cfg.task_max_retries:
-            raise self.retry(countdown=min(60.0, 5.0 * 2**self.request.retries))
-        log.error("call record not stored: no log", extra={**ctx, "outcome": "failed"})
-        return "failed"
     try:
+        if not db.ready():
+            raise SQLAlchemyError("the log is unavailable")
         _, new = writes.store_call(record, cfg.bot_projected_address)
-    except Exception as exc:
-        if self.request.retries < cfg.task_max_retries:
-            log.warning("call record store failed, retrying: %s", type(exc).__name__, extra=ctx)
+    except SQLAlchemyError as exc:
+        if self.request.retries < STORE_RETRIES:
+            log.warning("call record not stored yet, retrying: %s", type(exc).__name__, extra=ctx)
             raise self.retry(countdown=min(60.0, 2.0 * 2**self.request.retries)) from exc
-        log.error(
-            "call record not stored: %s", type(exc).__name__, extra={**ctx, "outcome": "failed"}
-        )
+        log.error("call record lost: %s", type(exc).__name__, extra={**ctx, "outcome": "failed"})
         return "failed"
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        log.error(
+            "call record unreadable; not stored: %s",
+            f"{type(exc).__name__}: {exc}"[:200],
+            extra={**ctx, "outcome": "rejected"},
+        )
+        return "rejected"
     outcome = "stored" if new else "duplicate"
     log.info("call record %s", outcome, extra={**ctx, "outcome": outcome})
     return outcome

@@ -149,6 +149,14 @@ def test_redelivered_and_duplicate_events_leave_one_row(console: ConsoleStack) -
     assert "Nobody is waiting for a call back." in after
     assert f"done by {STAFF[0]}" in after
 
+    bad = {**record, "call_sid": "CA" + "6" * 32, "transfers": 5}  # not a list: unreadable
+    app.send_task(STORE_CALL, args=[bad])
+    wait_for(
+        lambda: [r for r in console.log_records("worker")
+                 if r.get("call_sid") == bad["call_sid"] and r.get("outcome") == "rejected"]
+    )  # fmt: skip
+    assert staff.get(f"/staff/api/calls/{bad['call_sid']}").status == 404
+
     sent = console.text("+14155550125", "Do you install openers?")
     assert console.outcome(sent["message_sid"]) == "replied"
     event = {
