@@ -4,6 +4,10 @@ Exactly one reply per message, whatever happens: duplicates are stopped by a per
 (so two deliveries never work at once) and by :func:`twilio_ops.post_once`; failures of Twilio
 or OpenAI are retried with exponential backoff, and after the last retry the customer gets the
 maintenance reply instead of silence.
+
+While a staff member holds the thread (:mod:`common.takeover`) the assistant says nothing; a
+texter asking for a person is handed to staff (:mod:`tasks.handoff`). Each text handled and
+each reply posted goes to the call and text log (:mod:`tasks.text_log`).
 """
 
 from __future__ import annotations
