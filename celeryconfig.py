@@ -38,7 +38,15 @@ worker_prefetch_multiplier = 1
 task_default_queue = "gateframes"
 task_serializer = "json"
 accept_content = ["json"]
-imports = ("tasks.convo", "tasks.voicemail", "tasks.summary", "tasks.metrics", "tasks.startup")
+imports = (
+    "tasks.convo",
+    "tasks.voicemail",
+    "tasks.summary",
+    "tasks.metrics",
+    "tasks.call_log",
+    "tasks.staff",
+    "tasks.startup",
+)
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = False
 # The hard limit bounds every run, so the visibility timeout (limit + 30 s by default) and the

@@ -22,18 +22,21 @@ import ipaddress
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
 from common import models
-from common.config_values import (
+from common.config_parsers import (
     ConfigError,
+    Parser,
     aes_key,
     boolean,
     choice,
     conversation_sid,
+    database_url,
+    decode_key,
     e164,
     e164_list,
     hours,
@@ -41,10 +44,13 @@ from common.config_values import (
     number,
     origin,
     origins,
-    setting,
+    rate_limit,
+    text,
     url,
 )
 from common.staff_hours import StaffHours
+
+__all__ = ["Config", "ConfigError", "decode_key", "get_config", "load_config"]
 
 DEFAULT_ALLOWED_ORIGINS = (
     "https://www.gateframes.com",
@@ -53,6 +59,12 @@ DEFAULT_ALLOWED_ORIGINS = (
     "https://ricslist.com",
 )
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+
+
+def setting(default: Any, parse: Parser = text, *, secret: bool = False) -> Any:
+    """A Config field: its default, how its variable is parsed, and whether it is a secret
+    (kept out of ``repr``, so a logged Config never shows it)."""
+    return field(default=default, repr=not secret, metadata={"parse": parse, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,17 @@ class Config:
     #: How long a stopping relay waits for calls to be handed over and sessions to close;
     #: keep it below the platform's own grace (Heroku: 30 s).
     relay_drain_seconds: float = setting(20.0, number(1.0))
+    # The call and text log (store/) and the staff console (/staff).
+    #: Empty = a SQLite file under var/ (see :func:`store.db.database_url`).
+    database_url: str = setting("", database_url, secret=True)
+    log_retention_days: int = setting(90, integer(1, 3650))
+    #: Signs the console's session cookies and CSRF tokens; required outside development
+    #: whenever STAFF_NUMBERS is set (someone can log in).
+    console_secret_key: str = setting("", secret=True)
+    takeover_idle_minutes: int = setting(60, integer(1, 1440))
+    #: Login codes texted per staff number, and login attempts (both steps) per client IP.
+    staff_login_limit: str = setting("5 per 15 minutes", rate_limit)
+    staff_login_ip_limit: str = setting("30 per hour", rate_limit)
 
     @property
     def is_development(self) -> bool:
@@ -182,6 +205,11 @@ def _check(cfg: Config, today: date | None) -> list[str]:
             bad.append("OPENAI_LIVE_URL must have no query string (GPT-Live refuses one)")
     if cfg.is_development:
         return bad
+    if cfg.staff_numbers and len(cfg.console_secret_key) < 32:
+        bad.append(
+            "CONSOLE_SECRET_KEY must be set (32 characters or more) outside development when "
+            "STAFF_NUMBERS is set: it signs the staff console's sessions"
+        )
     if not cfg.twilio_validate_signatures:
         bad.append(
             "TWILIO_VALIDATE_SIGNATURES=false is only allowed with APP_ENV=development "

@@ -20,6 +20,24 @@ CALL_END = "call_end"
 CALL_TRANSCRIPT = "call_transcript"
 
 
+#: ``key(LIVE_CALLS)``: sorted set of the calls in progress (member CallSid, score the epoch
+#: second its entry expires), written by the relay (:mod:`common.live_calls`), read by the
+#: staff console. ``key(LIVE_CALL, call_sid)``: that call's JSON details, with the same TTL.
+LIVE_CALLS = "live_calls"
+LIVE_CALL = "live_call"
+#: ``key(TAKEOVER, conversation_sid)``: JSON ``{"by", "at"}`` while a staff member holds the
+#: thread (written by the console, read by the worker, which then stays silent); it expires
+#: TAKEOVER_IDLE_MINUTES after the last staff message.
+TAKEOVER = "takeover"
+
+
+def takeover_key(conversation_sid: str) -> str:
+    """``gf:takeover:<ConversationSid>``: the console writes it, the worker obeys it."""
+    from common.redis_util import key
+
+    return key(TAKEOVER, conversation_sid)
+
+
 def call_end_key(call_sid: str) -> str:
     """``gf:call_end:<CallSid>``: written by the relay, read by the web's after-stream route."""
     from common.redis_util import key  # here: redis_util reads the config, names must not

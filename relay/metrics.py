@@ -40,6 +40,11 @@ SUMMARIES = Counter(
     "(no_destination: STAFF_NOTIFY_TO, STAFF_CONVERSATION_SID and VOICEMAIL_NOTIFY_TO unset)",
     ["outcome"],
 )
+CALL_RECORDS = Counter(
+    "relay_call_records_total",
+    "Call records handed to the workers for the call log (queued) or not (lost)",
+    ["outcome"],
+)
 RECONNECTS = Counter(
     "relay_upstream_reconnects_total",
     "OpenAI Realtime sockets lost mid-call: reconnected, or given up (the caller got the apology)",

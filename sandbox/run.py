@@ -62,6 +62,8 @@ def banner(notes: list[str], development: bool) -> str:
             "GateFrames Gateway is running:",
             f"  web     {PORTS.web_url}   (/twilio/convo, /twilio/voice, /healthz, /metrics)",
             f"  relay   {PORTS.relay_url}    (/healthz, /metrics)",
+            f"  console {PORTS.web_url}/staff   (sign in with a STAFF_NUMBERS number; offline, "
+            f"the code is in {PORTS.twilio_url}/_sandbox/state under sms)",
             *(f"  {n}" for n in notes),
             "",
             "Try it from another terminal:",

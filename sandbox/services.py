@@ -83,6 +83,8 @@ class Credentials:
     auth_token: str
     openai_key: str
     encryption_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    #: CONSOLE_SECRET_KEY: signs the staff console's sessions.
+    console_secret: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @classmethod
     def fresh(cls) -> Credentials:
@@ -131,6 +133,7 @@ def stack_environment(
         "PUBLIC_BASE_URL": ports.web_url,
         "RELAY_PUBLIC_URL": ports.relay_url,
         "ENCRYPTION_KEY": base64.b64encode(creds.encryption_key).decode(),
+        "CONSOLE_SECRET_KEY": creds.console_secret,
     }
     for name, value in own.items():
         if not (keep_configured and env.get(name)):

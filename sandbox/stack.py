@@ -154,6 +154,10 @@ class ProcessStack:
         self.log_dir = log_dir
         #: every process's environment; a service's own ``env`` is laid over it at each start
         self.env = dict(env)
+        if log_dir is not None and not self.env.get("DATABASE_URL"):
+            # A stack with its own logs keeps its own call log too, never the developer's
+            # var/gateframes.db (left unmigrated: the worker says once that it keeps none).
+            self.env["DATABASE_URL"] = f"sqlite:///{Path(log_dir).resolve() / 'gateframes.db'}"
         self.services: dict[str, Service] = {}
         self.procs: dict[str, Process] = {}
 

@@ -4,6 +4,10 @@ Exactly one reply per message, whatever happens: duplicates are stopped by a per
 (so two deliveries never work at once) and by :func:`twilio_ops.post_once`; failures of Twilio
 or OpenAI are retried with exponential backoff, and after the last retry the customer gets the
 maintenance reply instead of silence.
+
+While a staff member holds the thread (:mod:`common.takeover`) the assistant says nothing; a
+texter asking for a person is handed to staff (:mod:`tasks.handoff`). Each text handled and
+each reply posted goes to the call and text log (:mod:`tasks.text_log`).
 """
 
 from __future__ import annotations
@@ -13,15 +17,16 @@ from typing import Any
 
 import redis
 from celery import shared_task
+from twilio.rest import Client
 
-from common import inbox
+from common import inbox, takeover
 from common.config import Config, get_config
 from common.openai_client import get_openai
 from common.prompts import MAINTENANCE_REPLY
-from common.redis_util import TaskLock, key
+from common.redis_util import TaskLock, get_redis, key
 from common.task_names import HANDLE_EVENT
 from common.twilio_client import get_twilio
-from tasks import commands, twilio_ops
+from tasks import commands, handoff, text_log, twilio_ops
 from tasks.chat import Turn, build_messages, complete, media_types
 from tasks.parsing import mentions_ai, parse_command
 from tasks.retry import backoff, is_transient, retry_later, twilio_status
@@ -45,6 +50,8 @@ def respond(
 ) -> str:
     """Do the work for one message; return an outcome word for the log."""
     client = get_twilio()
+    if takeover.holder(get_redis(), conversation_sid):
+        return "taken_over"  # a staff member holds the thread: the assistant stays silent
     if only_unanswered and twilio_ops.already_replied(client, cfg, conversation_sid, reply_key):
         return "already_replied"
     participants = twilio_ops.list_participants(client, conversation_sid)
@@ -55,20 +62,36 @@ def respond(
 
     if command is not None:
         ack = commands.run(client, cfg, reply_key, turn.author, command)
-        twilio_ops.post_once(client, cfg, conversation_sid, reply_key, ack)
+        sid = twilio_ops.post_once(client, cfg, conversation_sid, reply_key, ack)
+        _logged(client, cfg, conversation_sid, reply_key, ack, sid)
         return f"command_{command.name}"
 
     if group and not mentions_ai(turn.body):
         return "group_not_mentioned"
     if twilio_ops.already_replied(client, cfg, conversation_sid, reply_key):
+        _logged(client, cfg, conversation_sid, reply_key, None, None)
         return "already_replied"
+    if handoff.asks_for_person(turn.body):
+        sid = handoff.hand_off(client, cfg, conversation_sid, reply_key, turn.author)
+        _logged(client, cfg, conversation_sid, reply_key, handoff.HANDOFF_REPLY, sid)
+        return "handed_to_staff"
     history = twilio_ops.recent_turns(client, conversation_sid, cfg.chat_history_limit)
     messages = build_messages(
         history, turn, bot_authors=twilio_ops.bot_authors(cfg), is_group=group
     )
     reply = complete(get_openai(), cfg.openai_chat_model, messages)
+    if takeover.holder(get_redis(), conversation_sid):
+        return "taken_over"  # taken while the model was thinking: staff have the thread now
     sid = twilio_ops.post_once(client, cfg, conversation_sid, reply_key, reply)
+    _logged(client, cfg, conversation_sid, reply_key, reply, sid)
     return "replied" if sid else "already_replied"
+
+
+def _logged(
+    client: Client, cfg: Config, conversation_sid: str, reply_key: str, body: str | None,
+    sid: str | None,
+) -> None:  # fmt: skip
+    text_log.record_post(client, conversation_sid, reply_key, body, sid, author=cfg.bot_identity)
 
 
 def post_maintenance(cfg: Config, conversation_sid: str, reply_key: str) -> None:
@@ -78,7 +101,8 @@ def post_maintenance(cfg: Config, conversation_sid: str, reply_key: str) -> None
         participants = twilio_ops.list_participants(client, conversation_sid)
         if twilio_ops.is_group(cfg, participants):
             twilio_ops.ensure_bot(client, cfg, conversation_sid, participants)
-        twilio_ops.post_once(client, cfg, conversation_sid, reply_key, MAINTENANCE_REPLY)
+        sid = twilio_ops.post_once(client, cfg, conversation_sid, reply_key, MAINTENANCE_REPLY)
+        _logged(client, cfg, conversation_sid, reply_key, MAINTENANCE_REPLY, sid)
     except Exception:
         log.exception(
             "could not post the maintenance reply",
@@ -138,6 +162,7 @@ def _handle(self, event: dict[str, Any]) -> str:
     if not turn.body.strip() and not turn.media:
         log.info("empty message; no reply", extra={**ctx, "outcome": "skipped"})
         return "skipped"
+    text_log.record_turn(conversation_sid, turn, event.get("DateCreated"))
 
     lock = TaskLock(key("lock", reply_key), cfg.task_lock_seconds)
     try:

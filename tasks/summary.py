@@ -32,6 +32,8 @@ from common.names import fit_sms
 from common.redis_util import get_redis, key
 from common.task_names import SUMMARIZE_CALL
 from common.twilio_client import get_twilio
+from store.records import lines_of
+from tasks import call_log
 from tasks.retry import is_transient, locked_run
 from tasks.twilio_ops import MARKER_SECONDS
 
@@ -82,11 +84,15 @@ def is_missed(record: dict[str, Any]) -> bool:
 
 
 def _lines(record: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for line in record.get("lines") or []:
-        if isinstance(line, list | tuple) and len(line) == 2:
-            out.append((str(line[0]), str(line[1])))
-    return out
+    """``(who, text)`` for lines given as ``[who, text]`` or ``{"role", "text", …}``; a line
+    the caller talked over reads ``assistant (interrupted at 2.4 s)``."""
+    return [
+        (
+            f"{line.role} ({line.note or 'interrupted'})" if line.interrupted else line.role,
+            line.text,
+        )
+        for line in lines_of(record)
+    ]
 
 
 def _caller(record: dict[str, Any]) -> str:
@@ -195,16 +201,13 @@ def summarize_call(self, record: dict[str, Any], to: list[str] | None = None) ->
     if not call_sid or not (numbers or conversation):
         log.info("call summary not wanted", extra={**ctx, "outcome": "skipped"})
         return "skipped"
-    return locked_run(
-        self,
-        cfg,
-        key("lock", "summary", call_sid),
-        ctx,
-        "call summary",
-        lambda: _deliver(
-            cfg, call_sid, _text_once(self, cfg, record, call_sid), numbers, conversation, ctx
-        ),
-    )
+
+    def work() -> str:
+        text = _text_once(self, cfg, record, call_sid)
+        call_log.store_summary(call_sid, text)
+        return _deliver(cfg, call_sid, text, numbers, conversation, ctx)
+
+    return locked_run(self, cfg, key("lock", "summary", call_sid), ctx, "call summary", work)
 
 
 def _text_once(task: Any, cfg: Config, record: dict[str, Any], call_sid: str) -> str:

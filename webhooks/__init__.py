@@ -68,10 +68,23 @@ def create_app(cfg: Config | None = None, *, start_drainer: bool = False) -> Fla
     limiter.exempt(voice.bp)
     limiter.exempt(transfer.bp)
     limiter.exempt(health.bp)
+    from webhooks.staff import bp as staff_bp
+    from webhooks.staff import init_console
+
+    init_console(app, cfg)
+    # The console limits its sign-in itself (per number, per IP); signed-in pages poll.
+    limiter.exempt(staff_bp)
 
     celery_app = celery_init_app()
     app.extensions["celery"] = celery_app
     if start_drainer:
+        import threading
+
+        from store import db
+
+        # A web process says at start (once, in the log) when the console's log is unusable;
+        # off the boot path, so a slow database never delays Twilio's webhooks.
+        threading.Thread(target=db.ready, name="log-check", daemon=True).start()
         from webhooks.queue import Spool
         from webhooks.queue import start_drainer as run_drainer
 

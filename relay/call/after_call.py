@@ -1,5 +1,6 @@
-"""What the relay does once a call's stream has ended: metrics, the call's record, and the
-after-call summary for staff (or the voicemail notice).
+"""What the relay does once a call's stream has ended: metrics, the call's record (queued
+for the call log after every call, :func:`relay.call.notify.queue_record`), and the after-call
+summary for staff (or the voicemail notice).
 
 It runs in its own greenlet (:func:`after_call`), never on a call's frame loops, after the
 call session has closed the stream (:mod:`relay.call.session`). Which text a call produces,
@@ -83,6 +84,20 @@ def record_of(call: TwilioCall, ended: EndCall, started_at: float, ended_at: flo
     }
 
 
+def live_entry(call: TwilioCall) -> dict[str, Any]:
+    """The call as the console lists it while it lasts (:mod:`common.live_calls`); empty
+    until Twilio's ``start`` has said who is calling."""
+    bridge = call.bridge
+    if bridge.started_at_start is None:
+        return {}
+    direction = (bridge.params.get("direction") or "inbound").lower()
+    return {
+        "call_sid": bridge.call_sid,
+        "caller": notify.callee_of(bridge.params),
+        "direction": "outbound" if direction.startswith("outbound") else "inbound",
+    }
+
+
 def summary_wanted(cfg: Config) -> bool:
     return bool(cfg.staff_notify_to or cfg.staff_conversation_sid or cfg.voicemail_notify_to)
 
@@ -95,6 +110,10 @@ def after_call(cfg: Config, call: TwilioCall, ended: EndCall, started_at: float)
     bridge = call.bridge
     if not bridge.call_sid or ended.reason in NOT_SUMMARISED or bridge.started_at_start is None:
         return
+    call.wait_for_actions(ACTION_WAIT_SECONDS)  # a text being sent is part of the record
+    record = record_of(call, ended, started_at, ended_at)
+    add_notes(cfg, record, wait=ended.reason == EndReason.TRANSFERRED)
+    notify.queue_record(record)  # every call goes to the call log
     staff = bool(cfg.staff_notify_to or cfg.staff_conversation_sid)
     if bridge.voicemail and cfg.voicemail_notify_to and not staff:
         if ended.reason in VOICEMAIL_REASONS:  # a message nobody heard: no notice
@@ -111,9 +130,6 @@ def after_call(cfg: Config, call: TwilioCall, ended: EndCall, started_at: float)
                 extra={"call_sid": bridge.call_sid, "reason": "no_destination"},
             )
         return
-    call.wait_for_actions(ACTION_WAIT_SECONDS)  # a text being sent is part of the record
-    record = record_of(call, ended, started_at, ended_at)
-    add_notes(cfg, record, wait=ended.reason == EndReason.TRANSFERRED)
     notify.queue_summary(record)
 
 

@@ -15,7 +15,7 @@ from celery import Celery
 from common.celery_app import celery_init_app
 from common.end_reasons import EndReason
 from common.stream_twiml import other_party
-from common.task_names import NOTIFY_VOICEMAIL, SUMMARIZE_CALL
+from common.task_names import NOTIFY_VOICEMAIL, STORE_CALL, SUMMARIZE_CALL
 from relay import metrics
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ def queue_summary(record: dict[str, Any]) -> bool:
     call_sid = str(record.get("call_sid") or "")
     return _queue(SUMMARIZE_CALL, record, call_sid, "call summary", "summary_lost",
                   metrics.SUMMARIES)  # fmt: skip
+
+
+def queue_record(record: dict[str, Any]) -> bool:
+    """Queue the call's record (the same as :func:`queue_summary`'s) for the call log."""
+    call_sid = str(record.get("call_sid") or "")
+    return _queue(STORE_CALL, record, call_sid, "call record", "record_lost", metrics.CALL_RECORDS)
 
 
 def _queue(task: str, payload: dict[str, Any], call_sid: str, what: str, lost: str,

@@ -20,6 +20,7 @@ import gevent.event
 import orjson
 import redis
 
+from common import live_calls
 from common.config import Config
 from common.end_reasons import EndReason
 from common.names import call_end_key
@@ -27,6 +28,7 @@ from common.redis_util import get_redis
 from relay import metrics
 from relay.call import handover
 from relay.call.actions import ToolRunner
+from relay.call.after_call import live_entry
 from relay.call.engines import Bridge, new_bridge
 from relay.call.handover import LoadResume
 from relay.call.live_feed import publish_transcript
@@ -346,9 +348,11 @@ class TwilioCall:
         self._helpers = greenlets
         reader = gevent.spawn(self._twilio_loop)
         TICKER.add(self)
+        live = live_calls.track(lambda: live_entry(self))  # the console's calls in progress
         try:
             self._done.wait()
         finally:
+            live.stop()
             TICKER.discard(self)
             ended = self.bridge.end(EndReason.RELAY_ERROR)  # unless it ended (it should have)
             if ended.deliberate:

@@ -19,12 +19,14 @@ APP = json.loads((ROOT / "app.json").read_text())
 
 def test_app_json_declares_every_variable() -> None:
     declared = set(APP["env"])
-    # REDIS_URL comes from the Redis add-on
-    assert sorted(set(config_names()) - declared - {"REDIS_URL"}) == []
+    # REDIS_URL and DATABASE_URL come from the Redis and Postgres add-ons
+    assert sorted(set(config_names()) - declared - {"REDIS_URL", "DATABASE_URL"}) == []
     assert any(a["plan"].startswith("heroku-redis") for a in APP["addons"])
+    assert any(a["plan"].startswith("heroku-postgresql") for a in APP["addons"])
     for name, spec in APP["env"].items():
         assert spec.get("description"), name
     assert APP["env"]["ENCRYPTION_KEY"]["generator"] == "secret"
+    assert APP["env"]["CONSOLE_SECRET_KEY"]["generator"] == "secret"
     for name in ("OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL", "RELAY_PUBLIC_URL"):
         assert APP["env"][name]["required"] is True
 
@@ -41,7 +43,8 @@ def test_formation_and_procfile_agree() -> None:
     )
     assert set(APP["formation"]) <= set(procfile)
     assert {"web", "relay", "worker", "release"} <= set(procfile)
-    assert procfile["release"].strip() == "python -m common.config check"
+    # The schema is migrated only once the configuration is known to be good.
+    assert procfile["release"].strip() == "python -m common.config check && python -m store migrate"
     assert procfile["web"].strip() == "bin/web"
     assert (ROOT / ".python-version").read_text().strip().startswith("3.11")
 

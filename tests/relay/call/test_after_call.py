@@ -54,8 +54,15 @@ def cfg(**kw: Any) -> Any:
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+def records() -> list[dict[str, Any]]:
+    """The call records queued for the call log."""
+    return []
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch, records: list) -> list[tuple[str, Any]]:
     got: list[tuple[str, Any]] = []
+    monkeypatch.setattr(notify, "queue_record", records.append)
     monkeypatch.setattr(notify, "queue_summary", lambda record: got.append(("summary", record)))
     monkeypatch.setattr(
         notify, "queue_voicemail_notice", lambda sid, *a: got.append(("voicemail", sid))
@@ -119,3 +126,28 @@ def test_a_call_handed_to_another_relay_is_summarised_there(queued: list) -> Non
     c = cfg(staff_notify_to=("+14155550142",))
     after_call.after_call(c, FakeCall(FakeBridge()), EndCall("handed_over", False), 0.0)
     assert queued == []
+
+
+def test_every_call_goes_to_the_log_whatever_the_destinations(queued: list, records: list) -> None:
+    after_call._warned_no_destination = True
+    bridge = FakeBridge()
+    bridge.transcript.add("caller", "hello")
+    after_call.after_call(cfg(), FakeCall(bridge), EndCall("caller_hung_up", True), 5.0)
+    c = cfg(voicemail_notify_to="+14155550199")
+    after_call.after_call(
+        c, FakeCall(FakeBridge(voicemail=True)), EndCall("voicemail_left", 1), 0.0
+    )
+    assert queued == [("voicemail", CALL_SID)]  # no summary destination: the notice only
+    assert [(r["call_sid"], r["outcome"]) for r in records] == [
+        (CALL_SID, "caller_hung_up"),
+        (CALL_SID, "voicemail_left"),
+    ]
+    assert records[0]["lines"] == [["caller", "hello"]] and records[0]["started_at"] == 5.0
+
+
+def test_a_call_handed_over_is_logged_by_the_relay_that_ends_it(
+    queued: list, records: list
+) -> None:
+    c = cfg(staff_notify_to=("+14155550142",))
+    after_call.after_call(c, FakeCall(FakeBridge()), EndCall("handed_over", False), 0.0)
+    assert records == []

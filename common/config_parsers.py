@@ -1,13 +1,12 @@
-"""How an environment variable's text becomes a setting: one parser per kind of value, each
-raising :class:`ConfigError` that names the variable, and :func:`setting`, which declares a
-:class:`common.config.Config` field with its default and parser."""
+"""Parsers of configuration values: ``(variable name, raw text) -> value``, or a
+:class:`ConfigError` naming the variable. :mod:`common.config` declares which parser each
+variable uses."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -150,7 +149,29 @@ def hours(name: str, raw: str) -> StaffHours:
         raise ConfigError(f"{name}: {exc}, got {raw!r}") from None
 
 
-def setting(default: Any, parse: Parser = text, *, secret: bool = False) -> Any:
-    """A Config field: its default, how its variable is parsed, and whether it is a secret
-    (kept out of ``repr``, so a logged Config never shows it)."""
-    return field(default=default, repr=not secret, metadata={"parse": parse, "secret": secret})
+def database_url(name: str, raw: str) -> str:
+    """A SQLAlchemy URL for PostgreSQL or SQLite. The PaaS add-on's ``postgres://`` (and a plain
+    ``postgresql://``) become ``postgresql+psycopg://``, the driver installed here."""
+    value = raw.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep or not rest:
+        raise ConfigError(f"{name} must be a postgres:// or sqlite:/// URL (no scheme given)")
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return "postgresql+psycopg://" + rest
+    if scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        return value
+    raise ConfigError(
+        f"{name} must be postgres://…, postgresql://… or sqlite:///path, got scheme {scheme!r}"
+    )
+
+
+def rate_limit(name: str, raw: str) -> str:
+    """A limit such as ``5 per 15 minutes`` (the syntax of the ``limits`` library)."""
+    from limits import parse
+
+    value = raw.strip()
+    try:
+        parse(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a limit like '5 per 15 minutes', got {raw!r}") from None
+    return value
