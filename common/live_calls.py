@@ -102,8 +102,11 @@ class Tracker:
                 if entry.get("call_sid") and (entry != last or due):
                     publish(get_redis(), entry)
                     self._published, last, written = str(entry["call_sid"]), entry, time.monotonic()
-            except Exception as exc:  # Redis away: the entry expires, the call goes on
+            except redis.RedisError as exc:  # Redis away: the entry expires, the call goes on
                 log.debug("live call entry not written: %s", type(exc).__name__)
+            except Exception:  # a bug: said once, loudly; the call goes on
+                log.exception("live call entry cannot be built; the console will not list it")
+                return
             gevent.sleep(POLL_SECONDS)
 
     def stop(self) -> None:

@@ -90,11 +90,10 @@ def live_entry(call: TwilioCall) -> dict[str, Any]:
     bridge = call.bridge
     if bridge.started_at_start is None:
         return {}
-    direction = (bridge.params.get("direction") or "inbound").lower()
     return {
         "call_sid": bridge.call_sid,
-        "caller": notify.callee_of(bridge.params),
-        "direction": "outbound" if direction.startswith("outbound") else "inbound",
+        "caller": other_party(bridge.params),
+        "direction": "outbound" if is_outbound(bridge.params) else "inbound",
     }
 
 
