@@ -9,6 +9,9 @@ asks ``/twilio/voice`` for TwiML like Twilio, opens the relay stream it names, s
 (8 kHz mono) in real time, plays what the assistant says on a real-time clock, and writes what
 the caller heard. Works against the real OpenAI too: only Twilio is simulated.
 
+``python -m sandbox call --engine live`` scripts the GPT-Live simulator instead (start the stack
+with ``VOICE_ENGINE=live make run``).
+
 ``python -m sandbox call --say "transfer me to a person"``: the Realtime simulator transcribes
 the caller's speech as those words, so the assistant calls the tool they ask for. With
 ``--say`` the Twilio simulator runs the call itself (``--via twilio``), as Twilio would:
@@ -28,11 +31,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from sandbox.services import SANDBOX_PORTS, Credentials
+from sandbox.services import SANDBOX_LIVE_PORT, SANDBOX_PORTS, Credentials
 
 # What `make run` (sandbox.run) listens on and signs with.
 DEFAULT_TWILIO_SIM = SANDBOX_PORTS.twilio_url
 DEFAULT_REALTIME_SIM = SANDBOX_PORTS.realtime_url
+DEFAULT_LIVE_SIM = f"http://127.0.0.1:{SANDBOX_LIVE_PORT}"
 
 
 def _http(method: str, url: str, body: Any = None) -> Any:
@@ -111,7 +115,7 @@ def call(args: argparse.Namespace) -> int:
     )
     _follow_transcript(args.redis_url, call_sid)
     if args.say:
-        _script_caller(args.realtime_sim, args.say)
+        _script_caller(_voice_sim(args), args.say)
     caller = phone.Phone(target.url, target.params, call_sid=call_sid, auth_token=args.auth_token)
     caller.connect()
     caller.start_line()  # media every 20 ms from now on, silence unless the caller speaks
@@ -161,7 +165,7 @@ def call_via_twilio(args: argparse.Namespace) -> int:
     print(f"call {sim_call.sid}: placed and run by the Twilio simulator")
     _follow_transcript(args.redis_url, sim_call.sid)
     if args.say:
-        _script_caller(args.realtime_sim, args.say)
+        _script_caller(_voice_sim(args), args.say)
     deadline = time.monotonic() + args.max_seconds
     shown = _until_stream_quiet(sim_call, deadline, 0)
     if not sim_call.log()["done"]:
@@ -176,7 +180,7 @@ def call_via_twilio(args: argparse.Namespace) -> int:
         sim_call.hang_up()
         print(f"(hung up after {args.max_seconds:.0f} s)")
     _print_events(sim_call.log(), shown)
-    _explain_tools(args.realtime_sim)
+    _explain_tools(_voice_sim(args))
     return 0
 
 
@@ -231,6 +235,11 @@ def _explain_tools(realtime_sim: str) -> None:
         print(f"the assistant could not call {refused['name']}: {refused['why']}{hint}")
 
 
+def _voice_sim(args: argparse.Namespace) -> str:
+    """The simulator answering calls: GPT-Live's with ``--engine live``, else Realtime's."""
+    return args.live_sim if args.engine == "live" else args.realtime_sim
+
+
 def _script_caller(realtime_sim: str, text: str) -> None:
     """Tell the Realtime simulator what the caller's speech says (its transcript), so the
     assistant can act on it (e.g. "transfer me to a person" calls transfer_to_staff)."""
@@ -239,7 +248,7 @@ def _script_caller(realtime_sim: str, text: str) -> None:
     try:
         _http("GET", f"{realtime_sim}/_sandbox/caller_says?text={quote(text)}")
     except (urllib.error.URLError, OSError) as exc:
-        print(f"(--say ignored: no Realtime simulator at {realtime_sim}: {exc})", file=sys.stderr)
+        print(f"(--say ignored: no voice simulator at {realtime_sim}: {exc})", file=sys.stderr)
 
 
 def _until_quiet(caller, deadline: float, quiet_s: float = 1.5) -> None:
@@ -335,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
         "simulator transcribes it so; a phrase may make the assistant call a tool)",
     )
     c.add_argument("--realtime-sim", default=DEFAULT_REALTIME_SIM)
+    c.add_argument(
+        "--engine",
+        choices=("realtime", "live"),
+        default="realtime",
+        help="the relay's VOICE_ENGINE: which simulator --say scripts (make run starts both)",
+    )
+    c.add_argument("--live-sim", default=DEFAULT_LIVE_SIM)
     c.add_argument("--twilio-sim", default=DEFAULT_TWILIO_SIM)
     c.add_argument(
         "--via",

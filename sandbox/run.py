@@ -103,6 +103,8 @@ def main() -> int:
         simulate_openai=simulate_openai,
         keep_configured=True,
     )
+    if simulate_openai:  # VOICE_ENGINE=live make run: calls go to the GPT-Live simulator
+        env["OPENAI_LIVE_URL"] = f"ws://127.0.0.1:{services.SANDBOX_LIVE_PORT}/v1/live/sessions"
     sims: list[services.Service] = []
     notes: list[str] = []
     if simulate_twilio:

@@ -48,6 +48,8 @@ from relay.protocol.realtime import BENIGN_ERRORS, ResponseEnd, response_of, tra
 
 log = logging.getLogger(__name__)
 
+TALKING = CallPhase.TALKING
+
 VOICEMAIL_PLAYED = "voicemail_played"
 GOODBYE_PLAYED = "goodbye_played"
 
@@ -109,18 +111,20 @@ class TwilioBridge(CallCore):
         out: list[Output] = []
         event = msg.get("event")
         if event == "media":
-            if not self.phase.talking or self.info.voicemail or self.link.in_gap:
-                return out  # caller audio in a gap is dropped: queued, it would all arrive late
+            # The hot path (50 a second): plain attribute reads, no property calls.
+            link = self.link
+            if self.phase.now is not TALKING or self.info.voicemail:
+                return out
             payload = twilio_media.media_payload(msg)
             if payload is None:
                 self.bad_media += 1  # not base64: never spliced into JSON, never forwarded
-            elif self.link.open:
+            elif link.open and not link.awaiting_resume:
                 out.append(ToOpenAI(realtime.input_audio_append(payload)))
-            else:  # OpenAI has not answered yet: sent, in order, once it does
-                self.link.pending.append(realtime.input_audio_append(payload))
+            elif not link.in_gap:  # OpenAI has not answered yet: sent, in order, once it does
+                link.pending.append(realtime.input_audio_append(payload))
+            # else: caller audio in a gap is dropped (queued, it would all arrive late)
             return out
-        else:
-            self._on_control(out, event, msg, now)
+        self._on_control(out, event, msg, now)
         self.link.hold(out)
         return out
 
@@ -194,7 +198,7 @@ class TwilioBridge(CallCore):
                     str(err.get("message"))[:200],
                     extra=self._log_ctx(),
                 )
-        if out:
+        if out and not self.link.open:
             self.link.hold(out)
         return out
 
@@ -254,7 +258,7 @@ class TwilioBridge(CallCore):
                 self._say_goodbye(out, now)
         elif self._goodbye_deadline is not None and now >= self._goodbye_deadline:
             self.call_end.emit(out, EndReason.TIME_LIMIT, deliberate=True)
-        if out:
+        if out and not self.link.open:
             self.link.hold(out)
         return out
 

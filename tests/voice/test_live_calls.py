@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ import redis
 from common import prompts
 from sandbox import phone
 from tests.conftest import REDIS_URL
-from tests.support import wait_for
+from tests.support import PYTHON, base_env, wait_for
 from tests.voice.stack import BOT_NUMBER, CALLER, Call, VoiceStack
 
 pytestmark = pytest.mark.usefixtures("redis_url")
@@ -301,3 +302,18 @@ def test_sigterm_hands_a_live_call_to_the_other_relay(voice_stack) -> None:
     assert not any("Greet" in a.get("content", "") for a in appended)  # and not greeting again
     assert sessions[1]["errors"] == []
     sim_call.hang_up()
+
+
+def test_sandbox_call_with_engine_live_talks_to_the_live_simulator(stack: VoiceStack) -> None:
+    """``python -m sandbox call --engine live``: the operator's call without a phone, with the
+    caller's words scripted on the GPT-Live simulator."""
+    cmd = [PYTHON, "-m", "sandbox", "call", "--web", stack.web_url, "--engine", "live"]
+    cmd += ["--auth-token", stack.auth_token, "--redis-url", REDIS_URL, "--max-seconds", "45"]
+    cmd += ["--live-sim", stack.live_http, "--via", "phone", "--say", "goodbye"]
+    done = subprocess.run(cmd, env=base_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    said = [ln.strip() for ln in done.stdout.splitlines() if ln.startswith("  ")]
+    assert said[0].startswith("assistant: Hello, this is the GateFrames.com A.I. assistant.")
+    assert "caller: goodbye" in said
+    assert "tool: end_call() -> ok" in said
+    assert "stream closed (1000 'assistant_hung_up')" in done.stdout
