@@ -22,6 +22,10 @@ speech_started sent → ``clear`` received).
 stamped append is queued and its stamp goes out in the next delta (receive and send times as
 above, so both hops are still measured); when none is queued the delta is plain silence.
 
+``--protocol live`` speaks GPT-Live instead: nothing until ``session.start``, then
+``session.started``; every ``session.input_audio.append`` comes back as one
+``session.output_audio.delta`` (stamped as above). There is no barge-in event on that protocol.
+
 ``GET /healthz`` answers ok; ``GET /stats`` returns counters (appends seen, echoes sent,
 barge-ins, connections), so the bench can tell where a lost frame was lost. Raw asyncio, no
 WebSocket library: per message it costs a fraction of what the relay does.
@@ -68,6 +72,8 @@ SILENCE_B64 = base64.b64encode(b"\xff" * 160).decode()
 
 class EchoSession(asyncio.Protocol):
     delta_type = "response.output_audio.delta"
+    #: "realtime", or "live" (GPT-Live: session.start/started, session.* audio events).
+    protocol = "realtime"
     #: 0: echo each append at once; else send one delta every this many ns.
     pace_ns = 0
 
@@ -145,6 +151,10 @@ class EchoSession(asyncio.Protocol):
             first = time.monotonic_ns() + random.randrange(self.pace_ns)
             loop = asyncio.get_running_loop()
             self.timer = loop.call_later((first - time.monotonic_ns()) / 1e9, self.tick, first)
+        if self.protocol == "live":  # GPT-Live says nothing before the client's session.start
+            if rest:
+                self.data_received(rest)
+            return
         self.send(
             {
                 "type": "session.created",
@@ -170,9 +180,17 @@ class EchoSession(asyncio.Protocol):
             kind = event.get("type")
         except (orjson.JSONDecodeError, AttributeError):
             return
-        if kind == "input_audio_buffer.append":
+        if kind in ("input_audio_buffer.append", "session.input_audio.append"):
             STATS["appends"] += 1
             self.on_audio(str(event.get("audio") or ""), now)
+        elif kind == "session.start":
+            session = event.get("session") or {}
+            self.send(
+                {
+                    "type": "session.started",
+                    "session": {"id": f"sess_{id(self):x}", "model": session.get("model")},
+                }
+            )
         elif kind == "session.update":
             self.send({"type": "session.updated", "session": event.get("session") or {}})
         # everything else (greeting, response.create/cancel, truncate) is accepted silently
@@ -198,12 +216,18 @@ class EchoSession(asyncio.Protocol):
 
     def send_delta(self, stamp: tuple | None, audio: str, seen: int) -> None:
         """One delta; a stamp gets the receive time ``seen`` and the send time written in."""
-        prefix = (
-            b'{"type":"' + self.delta_type.encode() + b'","event_id":"event_e'
-            + str(self.events).encode() + b'","response_id":"resp_' + str(self.turn).encode()
-            + b'","item_id":"item_' + str(self.turn).encode()
-            + b'","output_index":0,"content_index":0,"delta":"'
-        )  # fmt: skip
+        if self.protocol == "live":
+            prefix = (
+                b'{"type":"session.output_audio.delta","event_id":"event_e'
+                + str(self.events).encode() + b'","delta":"'
+            )  # fmt: skip
+        else:
+            prefix = (
+                b'{"type":"' + self.delta_type.encode() + b'","event_id":"event_e'
+                + str(self.events).encode() + b'","response_id":"resp_' + str(self.turn).encode()
+                + b'","item_id":"item_' + str(self.turn).encode()
+                + b'","output_index":0,"content_index":0,"delta":"'
+            )  # fmt: skip
         self.events += 1
         if stamp is not None:
             sent = time.monotonic_ns()
@@ -231,8 +255,11 @@ class EchoSession(asyncio.Protocol):
         # (on_audio echoes it as an ordinary, unstamped delta of the new response)
 
 
-async def serve(host: str, port: int, delta_type: str, pace_ms: float = 0) -> None:
+async def serve(
+    host: str, port: int, delta_type: str, pace_ms: float = 0, protocol: str = "realtime"
+) -> None:
     EchoSession.delta_type = delta_type
+    EchoSession.protocol = protocol
     EchoSession.pace_ns = int(pace_ms * 1e6)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(EchoSession, host, port, backlog=1024)
@@ -254,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         help="response.audio.delta for a relay written against the beta API",
     )
     parser.add_argument("--pace-ms", type=float, default=0, help="paced deltas (0: echo)")
+    parser.add_argument(
+        "--protocol", choices=("realtime", "live"), default="realtime", help="live: GPT-Live"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.delta_type, args.pace_ms))
+    asyncio.run(serve(args.host, args.port, args.delta_type, args.pace_ms, args.protocol))
     return 0
 
 

@@ -120,15 +120,17 @@ def local_stack(
     relay_url: str | None = None,
     relay_pid: int | None = None,
     encryption_key: bytes | None = None,
+    engine: str = "realtime",
 ) -> Iterator[Target]:
     """Start the echo upstream (paced deltas when ``pace_ms``) and, unless ``relay_url`` names
     another relay, the relay (:func:`sandbox.services.relay`) pointed at it; stop both
-    afterwards. Their output goes to ``var/bench/``."""
+    afterwards. Their output goes to ``var/bench/``. ``engine="live"``: the relay runs its calls
+    on GPT-Live (``VOICE_ENGINE=live``) and the echo speaks that protocol."""
     up_port = upstream_port or free_port()
     echo = Service(
         "echo-upstream",
         (PYTHON, "-m", "bench.echo_upstream", "--port", str(up_port),
-         "--delta-type", delta_type, "--pace-ms", str(pace_ms)),
+         "--delta-type", delta_type, "--pace-ms", str(pace_ms), "--protocol", engine),
         up_port,
         health="/healthz",
     )  # fmt: skip
@@ -149,6 +151,8 @@ def local_stack(
             "SESSION_TIME_LIMIT_SECONDS": "3600",
             "TWILIO_AUTH_TOKEN": auth,
             "RELAY_PUBLIC_URL": public,
+            "VOICE_ENGINE": engine,
+            "OPENAI_LIVE_URL": f"ws://127.0.0.1:{up_port}/v1/live/sessions",
         }
         stack.run(services.relay(relay_port, env=relay_env))
         template = f"ws://127.0.0.1:{relay_port}/token/{{token}}"

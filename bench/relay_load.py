@@ -4,6 +4,7 @@ Realtime endpoint, with timestamps carried inside the audio.
     python -m bench.relay_load --calls 20 --seconds 20
     python -m bench.relay_load --sweep 10,20,50,100,150,200 --seconds 20
     python -m bench.relay_load --calls 20 --barge-in 200
+    python -m bench.relay_load --calls 20 --seconds 15 --engine live   # calls on GPT-Live
     python -m bench.relay_load --calls 20 --seconds 15 --paced --whole-run [--echo-marks 5]
     python -m bench.relay_load --relay-url 'ws://127.0.0.1:5050/media-stream' --relay-pid 1234 \\
         --upstream-port 5599          # another relay, pointed at ws://127.0.0.1:5599/v1/realtime
@@ -326,17 +327,26 @@ def main(argv: list[str] | None = None) -> int:
         help="phones echo one mark in N (1: all, as Twilio; 0: none)",
     )  # fmt: skip
     parser.add_argument("--barge-in", type=int, default=0, metavar="ROUNDS")
+    parser.add_argument(
+        "--engine",
+        choices=("realtime", "live"),
+        default="realtime",
+        help="the relay's VOICE_ENGINE for the calls (live: GPT-Live, no barge-in rounds)",
+    )
     parser.add_argument("--json", help="also write every run's figures to this file")
     parser.add_argument("--py-spy", metavar="PATH", help="profile the relay during the window")
     args = parser.parse_args(argv)
 
     key = base64.b64decode(args.encryption_key) if args.encryption_key else None
+    if args.engine == "live" and args.barge_in:
+        parser.error("--barge-in needs the realtime engine (GPT-Live has no speech_started)")
     with local_stack(
         20 if args.paced else 0, args.delta_type, args.upstream_port, args.relay_url,
-        args.relay_pid, key,
+        args.relay_pid, key, engine=args.engine,
     ) as target:  # fmt: skip
+        path = "/v1/live/sessions" if args.engine == "live" else "/v1/realtime"
         print(
-            f"upstream ws://127.0.0.1:{target.upstream_port}/v1/realtime "
+            f"engine {args.engine}: upstream ws://127.0.0.1:{target.upstream_port}{path} "
             f"({'paced 20 ms deltas' if args.paced else 'echo'})  "
             f"relay {target.template} (pid {target.relay_pid}); "
             f"{'whole run, setup included' if args.whole_run else 'steady window'}"

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 import redis
 
-from common import prompts
+from common import call_keys, prompts
 from sandbox import phone
 from tests.conftest import REDIS_URL
 from tests.support import PYTHON, base_env, wait_for
@@ -317,3 +317,24 @@ def test_sandbox_call_with_engine_live_talks_to_the_live_simulator(stack: VoiceS
     assert "caller: goodbye" in said
     assert "tool: end_call() -> ok" in said
     assert "stream closed (1000 'assistant_hung_up')" in done.stdout
+
+
+def test_take_message_keeps_the_message_for_staff(stack: VoiceStack) -> None:
+    call = stack.place_call(speed=4)
+    call.phone.start_line()
+    try:
+        wait_for(lambda: done_turns(stack), timeout=20)
+        message = {"name": "Ann Lee", "callback_number": "415 555 0123", "message": "call me"}
+        stack.live(
+            "call_tool?" + urlencode({"name": "take_message", "arguments": json.dumps(message)})
+        )
+        call.phone.say(phone.tone(600))
+        outputs = wait_for(lambda: stack.live("tool_outputs")["tool_outputs"], timeout=30)
+        assert outputs[0]["name"] == "take_message"
+        assert outputs[0]["output"] == prompts.TOOL_MESSAGE_TAKEN_OUTPUT
+        notes = call_keys.read_notes(redis.Redis.from_url(REDIS_URL), call.sid)
+        assert [(n["kind"], n["name"], n["callback_number"]) for n in notes] == [
+            ("message", "Ann Lee", "+14155550123")
+        ]
+    finally:
+        end_call(call)
