@@ -110,7 +110,8 @@ class Tracker:
             gevent.sleep(POLL_SECONDS)
 
     def stop(self) -> None:
-        self._greenlet.kill(block=False)
+        # Blocking: a write under way must not land after the removal below.
+        self._greenlet.kill(block=True, timeout=1)
         if self._published:
             with contextlib.suppress(redis.RedisError):  # else the TTL removes it
                 remove(get_redis(), self._published)

@@ -88,8 +88,8 @@ def live_entry(call: TwilioCall) -> dict[str, Any]:
     """The call as the console lists it while it lasts (:mod:`common.live_calls`); empty
     until Twilio's ``start`` has said who is calling."""
     bridge = call.bridge
-    if bridge.started_at_start is None:
-        return {}
+    if bridge.started_at_start is None or bridge.ended is not None:
+        return {}  # not a call yet, or over (a refused stream is never listed)
     return {
         "call_sid": bridge.call_sid,
         "caller": other_party(bridge.params),
